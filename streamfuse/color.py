@@ -1,0 +1,54 @@
+"""Colour conversions shared by every engine, source and metric (BT.601 full range, RGB order)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+# BT.601 full-range (JPEG) RGB -> YCbCr matrix; offsets are +128 on Cb and Cr.
+_RGB2YCC = np.array(
+    [[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]], dtype=np.float32
+)
+_YCC2RGB = np.linalg.inv(_RGB2YCC).astype(np.float32)
+
+
+def to_u8(x: np.ndarray) -> np.ndarray:
+    """Round and clip any numeric array to uint8."""
+    if x.dtype == np.uint8:
+        return x
+    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
+
+
+def luma(rgb: np.ndarray) -> np.ndarray:
+    """BT.601 luma of an RGB uint8 image, rounded to uint8 as a mono camera would deliver it."""
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+
+
+def rgb_to_ycbcr(rgb: np.ndarray) -> np.ndarray:
+    """RGB -> YCbCr planes (H×W×3, order Y, Cb, Cr). uint8 in gives uint8 out; float in gives float32 out."""
+    if rgb.dtype == np.uint8:
+        ycrcb = cv2.cvtColor(rgb, cv2.COLOR_RGB2YCrCb)
+        return ycrcb[..., [0, 2, 1]]
+    ycc = rgb.astype(np.float32) @ _RGB2YCC.T
+    ycc[..., 1:] += 128.0
+    return ycc
+
+
+def ycbcr_to_rgb(ycbcr: np.ndarray) -> np.ndarray:
+    """YCbCr (order Y, Cb, Cr; uint8 or float) -> RGB uint8."""
+    if ycbcr.dtype == np.uint8:
+        return cv2.cvtColor(np.ascontiguousarray(ycbcr[..., [0, 2, 1]]), cv2.COLOR_YCrCb2RGB)
+    ycc = ycbcr.astype(np.float32).copy()
+    ycc[..., 1:] -= 128.0
+    return to_u8(ycc @ _YCC2RGB.T)
+
+
+def merge_luma_chroma(y: np.ndarray, cb: np.ndarray, cr: np.ndarray) -> np.ndarray:
+    """Combine a mono luma plane with chroma planes into RGB uint8 (chroma is rounded to 8 bits first)."""
+    ycrcb = cv2.merge([to_u8(y), to_u8(cr), to_u8(cb)])
+    return cv2.cvtColor(ycrcb, cv2.COLOR_YCrCb2RGB)
+
+
+def gray_to_rgb(gray: np.ndarray) -> np.ndarray:
+    """Replicate a mono plane into an RGB image (the grey fallback)."""
+    return cv2.cvtColor(gray, cv2.COLOR_GRAY2RGB)

@@ -1,0 +1,32 @@
+"""The executor interface every inference backend implements (ONNX Runtime, TensorRT, torch)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+
+import numpy as np
+
+
+class BackendUnavailable(RuntimeError):
+    """The requested backend cannot run here; the message names what is missing and what to use instead."""
+
+
+class Executor(ABC):
+    """Runs one exported graph: named float32/uint8 numpy inputs in, named numpy outputs out."""
+
+    backend: str = "base"
+
+    @property
+    @abstractmethod
+    def input_names(self) -> list[str]:
+        """Graph input names, in declaration order."""
+
+    @property
+    @abstractmethod
+    def output_names(self) -> list[str]:
+        """Graph output names, in declaration order."""
+
+    @abstractmethod
+    def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run the graph once; every name in ``input_names`` must be present."""
