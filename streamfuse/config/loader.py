@@ -1,0 +1,188 @@
+"""rig.yaml -> validated RigConfig. Every error names the file, the line and the key, and nothing starts."""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from streamfuse.config.schema import RigConfig
+from streamfuse.errors import ConfigError
+
+
+def load_config(path: str | Path) -> RigConfig:
+    """Load and validate a rig.yaml file."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file not found: {p}")
+    try:
+        text = p.read_text()
+        node = yaml.compose(text)
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{p}: not valid YAML: {exc}") from None
+    if node is None:
+        raise ConfigError(f"{p}: the file is empty; see configs/demo.yaml for an example")
+    cfg = _Converter(p).convert(node, RigConfig, "")
+    cfg.source_file = str(p)
+    check_rig(cfg, p)
+    return cfg
+
+
+def config_from_dict(data: dict, base_dir: str | Path = ".", name: str = "<dict>") -> RigConfig:
+    """Validate a plain dict (built in code) with the same rules as a YAML file."""
+    node = yaml.compose(yaml.safe_dump(data))
+    conv = _Converter(Path(base_dir) / name)
+    cfg = conv.convert(node, RigConfig, "")
+    cfg.source_file = name
+    check_rig(cfg, Path(name))
+    return cfg
+
+
+class _Converter:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.base = path.parent
+
+    def fail(self, node: yaml.Node, key: str, problem: str) -> ConfigError:
+        line = node.start_mark.line + 1 if node is not None else "?"
+        where = f" key '{key}'" if key else ""
+        return ConfigError(f"{self.path}:{line}:{where} {problem}")
+
+    def convert(self, node: yaml.Node, tp: Any, key: str, meta: dict | None = None) -> Any:
+        origin = typing.get_origin(tp)
+        args = typing.get_args(tp)
+        if origin in (typing.Union, types.UnionType):
+            if _is_null(node) and type(None) in args:
+                return None
+            inner = [a for a in args if a is not type(None)]
+            return self.convert(node, inner[0], key, meta)
+        if dataclasses.is_dataclass(tp):
+            return self.dataclass(node, tp, key)
+        if origin is Literal:
+            value = self.scalar(node, str, key)
+            if value not in args:
+                raise self.fail(node, key, f"must be one of {', '.join(map(str, args))}, got {value!r}")
+            return value
+        if origin is list:
+            if not isinstance(node, yaml.SequenceNode):
+                raise self.fail(node, key, "must be a list")
+            return [self.convert(n, args[0], f"{key}[{i}]") for i, n in enumerate(node.value)]
+        if origin is dict:
+            if not isinstance(node, yaml.MappingNode):
+                raise self.fail(node, key, "must be a mapping")
+            out = {}
+            for k_node, v_node in node.value:
+                k = self.scalar(k_node, str, key)
+                out[k] = self.any(v_node) if args[1] is object else self.convert(v_node, args[1], _join(key, k))
+            return out
+        if origin is tuple:
+            if key.endswith("size") or args == (int, int) and isinstance(node, yaml.ScalarNode):
+                return self.size(node, key)
+            if not isinstance(node, yaml.SequenceNode) or len(node.value) != len(args):
+                raise self.fail(node, key, f"must be a list of {len(args)} numbers")
+            return tuple(self.convert(n, a, key) for n, a in zip(node.value, args, strict=True))
+        value = self.scalar(node, tp, key)
+        if meta and "path" in meta and value is not None:
+            value = self.path_value(node, key, value, meta["path"])
+        return value
+
+    def dataclass(self, node: yaml.Node, cls: type, key: str) -> Any:
+        if not isinstance(node, yaml.MappingNode):
+            raise self.fail(node, key, f"must be a mapping ({cls.__doc__.splitlines()[0]})")
+        hints = typing.get_type_hints(cls)
+        fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
+        values: dict[str, Any] = {}
+        for k_node, v_node in node.value:
+            name = self.scalar(k_node, str, key)
+            if name not in fields:
+                raise self.fail(k_node, _join(key, name), f"unknown key; allowed here: {', '.join(fields)}")
+            values[name] = self.convert(v_node, hints[name], _join(key, name), dict(fields[name].metadata))
+        for name, f in fields.items():
+            if name not in values and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise self.fail(node, _join(key, name), "is required but missing")
+        return cls(**values)
+
+    def scalar(self, node: yaml.Node, tp: type, key: str) -> Any:
+        if not isinstance(node, yaml.ScalarNode):
+            raise self.fail(node, key, f"must be a {tp.__name__}, not a {'list' if isinstance(node, yaml.SequenceNode) else 'mapping'}")
+        value = yaml.safe_load(node.value) if node.style is None else node.value
+        if tp is float and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        if tp is str and node.style is None and not isinstance(value, str):
+            value = node.value  # unquoted 0 or 1.5 given for a string field: keep the text
+        if not isinstance(value, tp) or (tp in (int, float) and isinstance(value, bool)):
+            raise self.fail(node, key, f"must be a {tp.__name__}, got {node.value!r}")
+        return value
+
+    def size(self, node: yaml.Node, key: str) -> tuple[int, int]:
+        text = self.scalar(node, str, key)
+        try:
+            w, h = (int(v) for v in text.lower().split("x"))
+            if w <= 0 or h <= 0:
+                raise ValueError
+        except ValueError:
+            raise self.fail(node, key, f"must look like 768x576, got {text!r}") from None
+        return w, h
+
+    def path_value(self, node: yaml.Node, key: str, value: str, kind: str) -> str:
+        p = Path(value).expanduser()
+        if not p.is_absolute():
+            p = self.base / p
+        if kind == "file" and not p.is_file() or kind == "any" and not p.exists():
+            raise self.fail(node, key, f"file not found: {p}")
+        return str(p)
+
+    def any(self, node: yaml.Node) -> Any:
+        return yaml.safe_load(yaml.serialize(node))
+
+
+def _is_null(node: yaml.Node) -> bool:
+    return isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null")
+
+
+def _join(key: str, name: str) -> str:
+    return f"{key}.{name}" if key else name
+
+
+def check_rig(cfg: RigConfig, path: Path) -> None:
+    """Cross-field rules that the types alone cannot express."""
+    monos = [n for n, c in cfg.cameras.items() if c.role == "mono"]
+    if len(monos) != 1:
+        raise ConfigError(f"{path}: key 'cameras' needs exactly one camera with role: mono, found {len(monos)}")
+    if not cfg.color_cameras:
+        raise ConfigError(f"{path}: key 'cameras' needs a camera with role: color (or nir) as the reference")
+    for name, cam in cfg.cameras.items():
+        key = f"cameras.{name}"
+        if cam.source == "synthetic" and cfg.synthetic is None:
+            raise ConfigError(f"{path}: key '{key}.source' is synthetic but the config has no 'synthetic' section")
+        need = {"file": "path", "v4l2": "device", "rtsp": "url"}.get(cam.source)
+        if need and getattr(cam, need) is None:
+            raise ConfigError(f"{path}: key '{key}.{need}' is required for source: {cam.source}")
+        if cam.fps <= 0:
+            raise ConfigError(f"{path}: key '{key}.fps' must be > 0")
+    if cfg.synthetic is not None:
+        s = cfg.synthetic
+        if s.scale < 1:
+            raise ConfigError(f"{path}: key 'synthetic.scale' must be >= 1, got {s.scale}")
+        if not 0 < s.color_fps_ratio <= 1:
+            raise ConfigError(f"{path}: key 'synthetic.color_fps_ratio' must be in (0, 1], got {s.color_fps_ratio}")
+        if s.parallax.homography is not None and (
+            len(s.parallax.homography) != 3 or any(len(r) != 3 for r in s.parallax.homography)
+        ):
+            raise ConfigError(f"{path}: key 'synthetic.parallax.homography' must be a 3x3 matrix")
+    for link in cfg.endpoints:
+        if link not in cfg.cameras and link != "output":
+            raise ConfigError(f"{path}: key 'endpoints.{link}' names no camera; use a camera name or 'output'")
+    if not cfg.outputs:
+        raise ConfigError(f"{path}: key 'outputs' is empty; add at least one, e.g. - path: out/video.mp4")
+    for i, out in enumerate(cfg.outputs):
+        if Path(out.path).suffix.lower() not in (".mp4", ".mkv", ".mov"):
+            raise ConfigError(f"{path}: key 'outputs[{i}].path' must end in .mp4, .mkv or .mov")
+        if out.keyframe_s <= 0:
+            raise ConfigError(f"{path}: key 'outputs[{i}].keyframe_s' must be > 0")
+    if cfg.sync.max_reference_age_ms <= 0 or cfg.sync.tolerance_ms < 0:
+        raise ConfigError(f"{path}: key 'sync' needs max_reference_age_ms > 0 and tolerance_ms >= 0")
