@@ -1,0 +1,30 @@
+"""Camera sources: the synthetic rig, video files, V4L2/USB cameras and RTSP streams."""
+
+from __future__ import annotations
+
+from streamfuse.config.schema import RigConfig
+from streamfuse.sources.base import CapturedFrame, Source
+
+
+def open_source(cfg: RigConfig, camera: str, limit: int | None = None) -> Source:
+    """Open the source of one camera of the rig; ``limit`` caps the number of (mono-clock) frames."""
+    cam = cfg.cameras[camera]
+    if cam.source == "synthetic":
+        from streamfuse.sources.synthetic import SyntheticCamera
+
+        mono_fps = cfg.cameras[cfg.mono_camera].fps
+        return SyntheticCamera(cfg.synthetic, cam.role, mono_fps, limit)
+    if cam.source == "file":
+        from streamfuse.sources.file import FileCamera
+
+        return FileCamera(cam.path, cam.role, cam.size, limit)
+    if cam.source == "v4l2":
+        from streamfuse.sources.camera import V4L2Camera
+
+        return V4L2Camera(cam.device, cam.role, cam.size, cam.fps)
+    from streamfuse.sources.camera import RtspCamera
+
+    return RtspCamera(cam.url, cam.role)
+
+
+__all__ = ["CapturedFrame", "Source", "open_source"]
