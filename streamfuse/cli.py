@@ -67,10 +67,45 @@ def _cmd_colorize(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- calibrate ------------------------------------------------------------------------------------------
+
+
+def _add_calibrate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("calibrate", help="stereo-calibrate a mono + colour rig from chessboard image pairs")
+    p.add_argument("--left", required=True, help="glob of the left camera's board images (quote it), e.g. 'left*.jpg'")
+    p.add_argument("--right", required=True, help="glob of the right camera's board images, paired in sorted order")
+    p.add_argument("--board", default="9x6", help="inner corners per row x per column (default: 9x6)")
+    p.add_argument("--square", default="25mm", help="square size: 25mm, 2.5cm or 0.025m (default: 25mm)")
+    p.add_argument("-o", "--output", required=True, help="calibration YAML to write, e.g. calibration/rig.yaml")
+    p.add_argument("--preview", help="also write the rectified pair with epipolar lines to this image")
+    p.set_defaults(func=_cmd_calibrate)
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    import cv2
+
+    from streamfuse import calibrate as cb
+
+    left, right = cb.expand_images(args.left), cb.expand_images(args.right)
+    cal = cb.calibrate_stereo(left, right, cb.parse_board(args.board), cb.parse_length(args.square))
+    cal.save(args.output)
+    print(cb.summary(cal))
+    print(f"wrote {args.output}")
+    if args.preview:
+        used = set(cal.pairs_used)
+        lp, rp = next((lp, rp) for lp, rp in zip(left, right, strict=True) if f"{lp.name}+{rp.name}" in used)
+        pair = cb.preview(cal, cv2.imread(str(lp)), cv2.imread(str(rp)))
+        if not cv2.imwrite(args.preview, pair):
+            raise UserError(f"cannot write preview {args.preview}: unknown extension or unwritable folder")
+        print(f"wrote {args.preview}")
+    return 0
+
+
 # --- registry of commands -------------------------------------------------------------------------------
 
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_colorize,
+    _add_calibrate,
 ]
 
 
