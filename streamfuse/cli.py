@@ -101,9 +101,77 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- run / node -----------------------------------------------------------------------------------------
+
+
+def _add_run(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="run a rig (capture, fusion and encoder nodes) from a rig.yaml")
+    p.add_argument("config", help="rig YAML, e.g. configs/demo.yaml")
+    p.add_argument("--frames", type=int, help="stop after this many mono frames")
+    p.add_argument("--duration", type=float, help="stop after this many seconds")
+    p.add_argument("--json", help="also write the run summary to this JSON file")
+    p.set_defaults(func=_cmd_run)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    import json
+
+    from streamfuse.nodes.launcher import format_summary, run_rig
+
+    if args.frames is not None and args.frames <= 0:
+        raise UserError("--frames must be a positive number")
+    summary = run_rig(args.config, frames=args.frames, duration=args.duration)
+    print(format_summary(summary))
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(summary, fh, indent=2)
+    return 0 if all(code == 0 for code in summary["exit_codes"].values()) else 1
+
+
+def _add_node(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("node", help="run one node of a rig on its own (so a rig can span machines)")
+    p.add_argument("role", choices=["capture", "fuse", "encode"], help="which node")
+    p.add_argument("--config", required=True, help="rig YAML")
+    p.add_argument("--name", help="camera name (capture nodes)")
+    p.add_argument("--run-dir", help="folder of the default ipc endpoints (default: /tmp/streamfuse-<rig name>)")
+    p.add_argument("--frames", type=int, help="capture: stop after this many frames")
+    p.add_argument("--epoch-ns", type=int, help="capture, live mode: wall-clock ns of frame time 0 (default: now)")
+    p.add_argument("--report", action="store_true", help="print JSON stats lines on stdout (used by `run`)")
+    p.set_defaults(func=_cmd_node)
+
+
+def _cmd_node(args: argparse.Namespace) -> int:
+    import json
+    import tempfile
+
+    from streamfuse.config import load_config
+
+    cfg = load_config(args.config)
+    run_dir = args.run_dir or f"{tempfile.gettempdir()}/streamfuse-{cfg.name}"
+    if args.role == "capture":
+        from streamfuse.nodes.capture import run_capture_node
+
+        if not args.name:
+            raise UserError(f"node capture needs --name, one of: {', '.join(cfg.cameras)}")
+        summary = run_capture_node(cfg, args.name, run_dir, args.frames, args.epoch_ns, report=args.report)
+    elif args.role == "fuse":
+        from streamfuse.nodes.fuse import run_fuse_node
+
+        summary = run_fuse_node(cfg, run_dir, report=args.report)
+    else:
+        from streamfuse.nodes.encode import run_encode_node
+
+        summary = run_encode_node(cfg, run_dir, report=args.report)
+    if not args.report:
+        print(json.dumps(summary, indent=2, default=str))
+    return 0
+
+
 # --- registry of commands -------------------------------------------------------------------------------
 
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
+    _add_run,
+    _add_node,
     _add_colorize,
     _add_calibrate,
 ]

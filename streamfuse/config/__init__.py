@@ -1,6 +1,7 @@
 """Typed rig configuration: schema dataclasses and the YAML loader."""
 
-from streamfuse.config.loader import config_from_dict, load_config
+from streamfuse.config.loader import config_from_dict, dump_config, load_config
+from streamfuse.config.presets import demo_video, synthetic_rig_config
 from streamfuse.config.schema import (
     CameraConfig,
     EndpointConfig,
@@ -20,5 +21,8 @@ __all__ = [
     "SyncConfig",
     "SyntheticConfig",
     "config_from_dict",
+    "demo_video",
+    "dump_config",
+    "synthetic_rig_config",
     "load_config",
 ]

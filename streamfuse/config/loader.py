@@ -186,3 +186,18 @@ def check_rig(cfg: RigConfig, path: Path) -> None:
             raise ConfigError(f"{path}: key 'outputs[{i}].keyframe_s' must be > 0")
     if cfg.sync.max_reference_age_ms <= 0 or cfg.sync.tolerance_ms < 0:
         raise ConfigError(f"{path}: key 'sync' needs max_reference_age_ms > 0 and tolerance_ms >= 0")
+
+
+def dump_config(cfg: RigConfig, path: str | Path) -> None:
+    """Write a config back to YAML (used to hand a config built in code to node processes)."""
+
+    def plain(value: Any, key: str = "") -> Any:
+        if isinstance(value, dict):
+            return {k: plain(v, k) for k, v in value.items() if k != "source_file"}
+        if isinstance(value, (list, tuple)):
+            if key == "size" and len(value) == 2:
+                return f"{value[0]}x{value[1]}"
+            return [plain(v) for v in value]
+        return value
+
+    Path(path).write_text(yaml.safe_dump(plain(dataclasses.asdict(cfg)), sort_keys=False))

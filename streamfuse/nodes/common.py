@@ -1,0 +1,113 @@
+"""What every node shares: stream ids, stop handling, and JSON-line stats on stdout for the launcher."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+import numpy as np
+
+from streamfuse.config.schema import RigConfig
+from streamfuse.wire import Limits
+
+TRUTH_STREAM_FLAG = 0x8000  # the synthetic mono camera sends its ground truth as stream (mono id | flag)
+
+
+def stream_ids(cfg: RigConfig) -> dict[str, int]:
+    """Wire stream id of each camera: its 1-based position in the rig's camera list."""
+    return {name: i + 1 for i, name in enumerate(cfg.cameras)}
+
+
+def wire_limits(cfg: RigConfig) -> Limits:
+    """Receive limits from the config."""
+    return Limits(max_side=cfg.limits.max_side, max_pixels=cfg.limits.max_pixels)
+
+
+def max_message_bytes(cfg: RigConfig) -> int:
+    """Largest message a socket accepts (an RGB frame at the pixel limit plus its header)."""
+    return cfg.limits.max_pixels * 3 + 1024
+
+
+class StopFlag:
+    """Set by SIGINT/SIGTERM (or by code); nodes poll it to finish cleanly and finalize their outputs."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self.signal: int | None = None
+
+    def install(self) -> StopFlag:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, _frame: Any) -> None:
+        self.signal = signum
+        self._event.set()
+
+    def set(self) -> None:
+        self._event.set()
+
+    def __call__(self) -> bool:
+        return self._event.is_set()
+
+    def wait(self, seconds: float) -> bool:
+        return self._event.wait(seconds)
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """The q-th percentile, or None without values."""
+    return float(np.percentile(values, q)) if values else None
+
+
+class Reporter:
+    """Emits ``{"event": "stats"|"summary", "node": ...}`` JSON lines on stdout (the launcher reads them)."""
+
+    def __init__(self, node: str, interval_s: float = 1.0, enabled: bool = True) -> None:
+        self.node = node
+        self.interval_s = interval_s
+        self.enabled = enabled
+        self.counts: Counter = Counter()
+        self.frames = 0
+        self.started = time.monotonic()
+        self.first_frame: float | None = None
+        self.last_frame: float | None = None
+        self._last_emit = self.started
+        self._window_frames = 0
+
+    def frame(self, extra: dict | None = None) -> None:
+        """Count one processed frame and emit a stats line when the interval has passed."""
+        now = time.monotonic()
+        self.frames += 1
+        self._window_frames += 1
+        self.first_frame = self.first_frame or now
+        self.last_frame = now
+        if now - self._last_emit >= self.interval_s:
+            fps = self._window_frames / (now - self._last_emit)
+            self.emit("stats", frames=self.frames, fps=round(fps, 2), **(extra or {}))
+            self._last_emit, self._window_frames = now, 0
+
+    def fps(self) -> float | None:
+        """Average fps from the first to the last frame."""
+        if self.frames < 2 or self.first_frame is None or self.last_frame == self.first_frame:
+            return None
+        return (self.frames - 1) / (self.last_frame - self.first_frame)
+
+    def emit(self, event: str, **fields: Any) -> None:
+        if not self.enabled:
+            return
+        line = json.dumps({"event": event, "node": self.node, **fields}, default=_jsonable)
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Counter):
+        return dict(value)
+    return str(value)

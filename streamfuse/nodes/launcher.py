@@ -1,0 +1,257 @@
+"""`streamfuse run`: launch and supervise the capture, fusion and encoder nodes of one host as real processes.
+
+Nodes report JSON lines on stdout; the launcher shows live per-stage fps, latency and drops, stops everything
+cleanly on SIGINT/SIGTERM, a frame limit or a duration, and prints a run summary.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+from streamfuse.config import RigConfig, dump_config, load_config
+from streamfuse.engines import available_engines
+from streamfuse.errors import ConfigError
+
+log = logging.getLogger("streamfuse.run")
+
+STARTUP_S = 1.5  # live mode: frames are stamped from a shared epoch this far in the future, so every node is up
+DRAIN_S = 30.0  # after the sources stop: time for fusion and encoding to finish the frames in flight
+KILL_S = 5.0  # after SIGINT to a node: time to finalize before it is killed
+
+
+class _Child:
+    def __init__(self, name: str, argv: list[str], env: dict) -> None:
+        self.name = name
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=env)
+        self.stats: dict[str, Any] = {}
+        self.summary: dict[str, Any] | None = None
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            try:
+                msg = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if msg.get("event") == "summary":
+                self.summary = msg
+            else:
+                self.stats = msg
+
+    def signal(self, sig: int) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+
+
+class Launcher:
+    """Runs one rig on this host."""
+
+    def __init__(self, cfg: RigConfig, config_path: Path, frames: int | None = None, duration: float | None = None,
+                 status: TextIO | None = sys.stderr) -> None:
+        self.cfg = cfg
+        self.config_path = config_path
+        self.frames = frames
+        self.duration = duration
+        self.status = status
+        self.children: dict[str, _Child] = {}
+        self._stop_reason: str | None = None
+
+    def _argv(self, role: str, run_dir: str, name: str | None, epoch_ns: int) -> list[str]:
+        argv = [sys.executable, "-m", "streamfuse", "node", role, "--config", str(self.config_path),
+                "--run-dir", run_dir, "--report"]
+        if name:
+            argv += ["--name", name]
+        if role == "capture":
+            argv += ["--epoch-ns", str(epoch_ns)]
+            if self.frames:
+                argv += ["--frames", str(self.frames)]
+        return argv
+
+    def _on_signal(self, signum: int, _frame: Any) -> None:
+        self._stop_reason = signal.Signals(signum).name
+
+    def run(self) -> dict:
+        """Start the nodes (downstream first), supervise them, and return the run summary."""
+        run_dir = tempfile.mkdtemp(prefix="sf-")
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        epoch_ns = time.time_ns() + int(STARTUP_S * 1e9)
+        old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        started = time.monotonic()
+        try:
+            self.children["encode"] = _Child("encode", self._argv("encode", run_dir, None, epoch_ns), env)
+            self.children["fuse"] = _Child("fuse", self._argv("fuse", run_dir, None, epoch_ns), env)
+            for cam in self.cfg.cameras:
+                if cam == self.cfg.mono_camera or cam == self.cfg.color_cameras[0]:
+                    self.children[f"capture:{cam}"] = _Child(cam, self._argv("capture", run_dir, cam, epoch_ns), env)
+            self._supervise(started)
+        finally:
+            self._shutdown()
+            for s, handler in old.items():
+                signal.signal(s, handler)
+            shutil.rmtree(run_dir, ignore_errors=True)
+        return self._summary(time.monotonic() - started)
+
+    def _captures(self) -> list[_Child]:
+        return [c for n, c in self.children.items() if n.startswith("capture:")]
+
+    def _supervise(self, started: float) -> None:
+        last_draw = 0.0
+        stopping_since: float | None = None
+        while True:
+            time.sleep(0.1)
+            now = time.monotonic()
+            if self._stop_reason is None and self.duration is not None and now - started >= self.duration:
+                self._stop_reason = "duration"
+            if self._stop_reason and stopping_since is None:
+                stopping_since = now
+                log.info("stopping (%s): finishing the frames in flight", self._stop_reason)
+                for child in self._captures():
+                    child.signal(signal.SIGINT)
+            if all(c.proc.poll() is not None for c in self.children.values()):
+                break
+            failed = [c.name for c in self.children.values() if c.proc.poll() not in (None, 0)]
+            if failed and stopping_since is None:
+                self._stop_reason = f"node {failed[0]} failed"
+            if stopping_since is not None and now - stopping_since > DRAIN_S:
+                break
+            if now - last_draw >= 0.5:
+                self._draw(now - started)
+                last_draw = now
+        self._draw(time.monotonic() - started, final=True)
+
+    def _shutdown(self) -> None:
+        """SIGINT every node that is still running, then kill what does not finalize in time."""
+        for child in self.children.values():
+            child.signal(signal.SIGINT)
+        deadline = time.monotonic() + KILL_S
+        for child in self.children.values():
+            try:
+                child.proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.error("node %s did not stop in %.0f s; killing it", child.name, KILL_S)
+                child.proc.kill()
+                child.proc.wait()
+            child.thread.join(timeout=2)
+
+    def _draw(self, elapsed: float, final: bool = False) -> None:
+        if self.status is None:
+            return
+        parts = [f"{elapsed:6.1f}s"]
+        for name, child in self.children.items():
+            st = child.stats
+            if not st:
+                continue
+            text = f"{name} {st.get('frames', 0)}f {st.get('fps', 0):.1f}fps"
+            if "latency_ms" in st and st["latency_ms"] is not None:
+                text += f" lat {st['latency_ms']:.0f}ms"
+            if st.get("dropped"):
+                text += f" drop {st['dropped']}"
+            if st.get("rejected"):
+                text += f" rej {st['rejected']}"
+            parts.append(text)
+        line = " | ".join(parts)
+        if self.status.isatty():
+            self.status.write("\r\x1b[K" + line + ("\n" if final else ""))
+        elif final or int(elapsed) % 5 == 0:
+            self.status.write(line + "\n")
+        self.status.flush()
+
+    def _summary(self, wall_s: float) -> dict:
+        summaries = {name: (c.summary or {}) for name, c in self.children.items()}
+        fuse = summaries.get("fuse", {})
+        enc = summaries.get("encode", {})
+        caps = {n: s for n, s in summaries.items() if n.startswith("capture:")}
+        mono = caps.get(f"capture:{self.cfg.mono_camera}", {})
+        frames_out = (enc.get("frames") or [0])[0]
+        return {
+            "config": str(self.config_path),
+            "engine": self.cfg.engine.name,
+            "mode": self.cfg.mode,
+            "stopped_by": self._stop_reason or "end of input",
+            "wall_s": round(wall_s, 2),
+            "frames_in": mono.get("sent", 0),
+            "frames_out": frames_out,
+            "e2e_fps": enc.get("fps"),
+            "fuse_fps": fuse.get("fps"),
+            "engine_ms_p50": fuse.get("engine_ms_p50"),
+            "latency_p50_ms": enc.get("latency_ms_p50"),
+            "latency_p99_ms": enc.get("latency_ms_p99"),
+            "psnr_cbcr": fuse.get("psnr_cbcr"),
+            "capture_dropped": sum(s.get("dropped", 0) for s in caps.values()),
+            "fuse_stale_dropped": fuse.get("stale_mono_dropped", 0),
+            "fuse_output_dropped": fuse.get("output_dropped", 0),
+            "rejected": fuse.get("rejected", {}),
+            "sync": fuse.get("sync", {}),
+            "seq": fuse.get("seq", {}),
+            "outputs": enc.get("outputs", []),
+            "exit_codes": {n: c.proc.returncode for n, c in self.children.items()},
+        }
+
+
+def format_summary(s: dict) -> str:
+    """The run summary as aligned text."""
+
+    def num(v: Any, unit: str = "", fmt: str = "{:.1f}") -> str:
+        return "n/a" if v is None else fmt.format(v) + unit
+
+    lines = [
+        f"run summary ({s['mode']}, engine {s['engine']}, stopped by {s['stopped_by']}, {s['wall_s']} s)",
+        f"  frames          in {s['frames_in']}  out {s['frames_out']}",
+        f"  throughput      end-to-end {num(s['e2e_fps'], ' fps')}  fusion {num(s['fuse_fps'], ' fps')}"
+        f"  engine p50 {num(s['engine_ms_p50'], ' ms')}",
+        f"  latency         capture->encode p50 {num(s['latency_p50_ms'], ' ms')}  p99 {num(s['latency_p99_ms'], ' ms')}",
+        f"  drops           capture {s['capture_dropped']}  stale mono {s['fuse_stale_dropped']}"
+        f"  output {s['fuse_output_dropped']}  rejected {sum(s['rejected'].values())} {s['rejected'] or ''}",
+        f"  references      {s['sync'] or {}}",
+        f"  quality         chroma PSNR vs ground truth {num(s['psnr_cbcr'], ' dB', '{:.2f}')}",
+        f"  outputs         {', '.join(s['outputs']) or 'none'}",
+    ]
+    bad = {n: c for n, c in s["exit_codes"].items() if c != 0}
+    if bad:
+        lines.append(f"  FAILED nodes    {bad}")
+    return "\n".join(lines)
+
+
+def run_rig(config_path: str | Path, frames: int | None = None, duration: float | None = None,
+            status: TextIO | None = sys.stderr) -> dict:
+    """Validate a rig.yaml (nothing starts if it is wrong), run it, and return the summary."""
+    path = Path(config_path)
+    cfg = load_config(path)
+    check_startable(cfg)
+    return Launcher(cfg, path.resolve(), frames, duration, status).run()
+
+
+def run_pipeline(config: RigConfig, frames: int, status: TextIO | None = None) -> dict:
+    """Run a config built in code (e.g. synthetic_rig_config) for ``frames`` mono frames; returns the summary."""
+    check_startable(config)
+    with tempfile.TemporaryDirectory(prefix="sf-cfg-") as tmp:
+        path = Path(tmp) / "rig.yaml"
+        dump_config(config, path)
+        return Launcher(config, path, frames, None, status).run()
+
+
+def check_startable(cfg: RigConfig) -> None:
+    """Checks that need more than the schema: the engine exists and the outputs can be written."""
+    if cfg.engine.name not in available_engines():
+        raise ConfigError(
+            f"{cfg.source_file}: key 'engine.name': unknown engine {cfg.engine.name!r}; "
+            f"available: {', '.join(available_engines())}"
+        )
+    for i, out in enumerate(cfg.outputs):
+        folder = Path(out.path).resolve().parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"{cfg.source_file}: key 'outputs[{i}].path': cannot create {folder}: {exc}") from None

@@ -1,0 +1,120 @@
+"""Pairing mono frames with colour references, and the temporal reference reuse policy (DESIGN §2).
+
+Each mono frame at time t is paired with the newest colour frame whose timestamp is <= t + tolerance. The prepared
+reference state (engine.prepare_reference) is made once per colour frame, on first use, and reused for every mono frame
+that pairs with it. A reference older than ``max_reference_age_ms`` triggers the fallback: ``grey`` passes the mono frame
+through, ``last`` keeps using the newest reference there is. Every decision is counted.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from streamfuse.config.schema import SyncConfig
+from streamfuse.engines.base import Engine, ReferenceState
+
+
+@dataclass
+class _ColourFrame:
+    ts_ns: int
+    rgb: np.ndarray
+    state: ReferenceState | None = None
+
+
+@dataclass
+class Pairing:
+    """The reference chosen for one mono frame; ``state`` is None for a grey frame."""
+
+    state: ReferenceState | None
+    decision: str  # fresh | reused | fallback_last | fallback_grey | no_reference
+    ref_ts_ns: int | None = None
+
+
+@dataclass
+class ReferenceTracker:
+    """Holds recent colour frames and their prepared states; answers which reference a mono frame gets."""
+
+    engine: Engine
+    cfg: SyncConfig
+    keep: int = 8
+    counts: Counter = field(default_factory=Counter)
+    colour_done: bool = False
+
+    def __post_init__(self) -> None:
+        self._frames: deque[_ColourFrame] = deque(maxlen=self.keep)
+
+    @property
+    def newest_ts(self) -> int | None:
+        return self._frames[-1].ts_ns if self._frames else None
+
+    def add_colour(self, ts_ns: int, rgb: np.ndarray) -> None:
+        """Add a colour frame; a timestamp that goes backwards means the camera restarted, so history is reset."""
+        if self._frames and ts_ns <= self._frames[-1].ts_ns:
+            self.counts["colour_restarts" if ts_ns < self._frames[-1].ts_ns else "colour_duplicates"] += 1
+            if ts_ns == self._frames[-1].ts_ns:
+                return
+            self._frames.clear()
+        self._frames.append(_ColourFrame(ts_ns, rgb))
+        self.counts["colour_frames"] += 1
+
+    def ready(self, mono_ts_ns: int) -> bool:
+        """Offline mode: can the reference of this mono frame be decided (no better colour frame can still come)?"""
+        tol = int(self.cfg.tolerance_ms * 1e6)
+        return self.colour_done or (self.newest_ts is not None and self.newest_ts > mono_ts_ns + tol)
+
+    def pair(self, mono_ts_ns: int) -> Pairing:
+        """Choose and (once) prepare the reference for a mono frame."""
+        tol = int(self.cfg.tolerance_ms * 1e6)
+        chosen = None
+        for frame in self._frames:
+            if frame.ts_ns <= mono_ts_ns + tol:
+                chosen = frame
+        if chosen is None:
+            self.counts["no_reference"] += 1
+            return Pairing(None, "no_reference")
+        while self._frames[0] is not chosen:  # older frames can never be chosen again
+            self._frames.popleft()
+        age_ms = (mono_ts_ns - chosen.ts_ns) / 1e6
+        if age_ms > self.cfg.max_reference_age_ms:
+            if self.cfg.fallback == "grey":
+                self.counts["fallback_grey"] += 1
+                return Pairing(None, "fallback_grey", chosen.ts_ns)
+            decision = "fallback_last"
+        else:
+            decision = "reused" if chosen.state is not None else "fresh"
+        if chosen.state is None:
+            chosen.state = self.engine.prepare_reference(chosen.rgb)
+            self.counts["references_prepared"] += 1
+        self.counts[decision] += 1
+        return Pairing(chosen.state, decision, chosen.ts_ns)
+
+
+RESTART_SEQ = 16  # a seq that falls back below this means the camera restarted (its first frames may be lost)
+
+
+class SeqTracker:
+    """Per-stream order and gap accounting from the wire seq numbers."""
+
+    def __init__(self) -> None:
+        self.last: dict[int, int] = {}
+        self.counts: Counter = Counter()
+
+    def check(self, stream: int, seq: int) -> str:
+        """Classify a seq: ok, gap (frames missing before it), restart (seq fell back near 0), or stale (duplicate/old)."""
+        last = self.last.get(stream)
+        if last is None or seq == last + 1:
+            verdict = "ok"
+        elif seq > last + 1:
+            self.counts[f"gap_frames_{stream}"] += seq - last - 1
+            verdict = "gap"
+        elif seq < min(last, RESTART_SEQ):
+            self.counts[f"restarts_{stream}"] += 1
+            verdict = "restart"
+        else:
+            self.counts[f"stale_{stream}"] += 1
+            return "stale"
+        self.last[stream] = seq
+        return verdict

@@ -1,0 +1,91 @@
+"""Crash-safe H.264/HEVC recording with PyAV: pts from capture timestamps, fragmented MP4 or Matroska."""
+
+from __future__ import annotations
+
+import logging
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from streamfuse.config.schema import OutputConfig
+
+log = logging.getLogger("streamfuse.encode")
+
+TIME_BASE = Fraction(1, 90_000)  # the MPEG 90 kHz clock: integer pts, exact for common frame rates
+# Fragmented MP4: the index is written per fragment, so a killed encoder leaves a playable file.
+FRAGMENTED_MP4 = {"movflags": "frag_keyframe+empty_moov+default_base_moof"}
+
+
+def pick_codec(codec: str) -> str:
+    """The codec to use: NVENC falls back to libx264 (with a log line) when it cannot open here."""
+    try:
+        from streamfuse.runtime.nvenc import pick_encoder
+    except ImportError:
+        return codec
+    return pick_encoder(codec)
+
+
+class VideoWriter:
+    """Writes RGB frames with timestamps to one file; the first frame fixes the size."""
+
+    def __init__(self, cfg: OutputConfig, fps_hint: float, live: bool = False) -> None:
+        self.cfg = cfg
+        self.path = Path(cfg.path)
+        self.fps_hint = fps_hint
+        self.live = live
+        self.frames = 0
+        self._container = None
+        self._stream = None
+        self._t0: int | None = None
+        self._last_pts = -1
+
+    def _open(self, width: int, height: int) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        suffix = self.path.suffix.lower()
+        options = FRAGMENTED_MP4 if suffix in (".mp4", ".mov") else {}
+        self._container = av.open(str(self.path), mode="w", options=options)
+        codec = pick_codec(self.cfg.codec)
+        rate = Fraction(self.fps_hint).limit_denominator(1001)
+        stream = self._container.add_stream(codec, rate=rate)
+        stream.width, stream.height = width, height
+        stream.pix_fmt = "yuv420p"
+        stream.time_base = TIME_BASE
+        stream.codec_context.time_base = TIME_BASE
+        stream.codec_context.gop_size = max(1, round(self.fps_hint * self.cfg.keyframe_s))
+        opts = {"crf": str(self.cfg.crf), "preset": self.cfg.preset}
+        if codec.startswith("libx26"):
+            keyint = max(1, round(self.fps_hint * self.cfg.keyframe_s))
+            opts["x264-params" if codec == "libx264" else "x265-params"] = f"keyint={keyint}:min-keyint={keyint}"
+            if self.live:
+                opts["tune"] = "zerolatency"
+        stream.options = opts
+        self._stream = stream
+        log.info("recording %s (%dx%d, %s, crf %d)", self.path, width, height, codec, self.cfg.crf)
+
+    def write(self, rgb: np.ndarray, ts_ns: int) -> None:
+        """Encode one frame; pts = (ts - first ts) on the 90 kHz clock, kept strictly increasing."""
+        height, width = rgb.shape[:2]
+        even = rgb[: height - height % 2, : width - width % 2]  # 4:2:0 needs even sizes
+        if self._container is None:
+            self._open(even.shape[1], even.shape[0])
+            self._t0 = ts_ns
+        pts = round((ts_ns - self._t0) * 90_000 / 1_000_000_000)
+        pts = max(pts, self._last_pts + 1)
+        self._last_pts = pts
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(even), format="rgb24")
+        frame.pts = pts
+        frame.time_base = TIME_BASE
+        for packet in self._stream.encode(frame):
+            self._container.mux(packet)
+        self.frames += 1
+
+    def close(self) -> None:
+        """Flush the encoder and finalize the container."""
+        if self._container is None:
+            return
+        for packet in self._stream.encode(None):
+            self._container.mux(packet)
+        self._container.close()
+        self._container = None
