@@ -1,0 +1,89 @@
+"""Find the ONNX graphs an engine ships (through its manifest) and the TensorRT hints that go with them.
+
+Shipped engines live in ``engines/NAME/manifest.json`` (installed as the package ``streamfuse_engines``). The
+manifest may name its graphs under ``"onnx"`` (a file, a list of files, or a ``{role: file}`` mapping, relative
+to the manifest); without that key every ``*.onnx`` beside it is used. An optional ``"tensorrt"`` section may
+give ``"input_scales": {input_name: ratio | [low, high]}`` for inputs that are not at the frame's resolution.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from streamfuse.engines.base import EngineError
+
+
+@dataclass(frozen=True)
+class EngineGraphs:
+    """The ONNX graphs of one shipped engine and its per-input scale hints for TensorRT profiles."""
+
+    name: str
+    onnx: list[Path]
+    input_scales: dict[str, float | tuple[float, float]] = field(default_factory=dict)
+
+
+def engines_root() -> Path:
+    """The folder of shipped engines: the installed ``streamfuse_engines`` package, else the repo's ``engines/``."""
+    spec = importlib.util.find_spec("streamfuse_engines")
+    if spec is not None and spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations)))
+    return Path(__file__).resolve().parents[2] / "engines"
+
+
+def _listed(value: object, folder: Path) -> list[Path]:
+    if isinstance(value, str):
+        items = [value]
+    elif isinstance(value, list):
+        items = value
+    elif isinstance(value, dict):
+        items = list(value.values())
+    else:
+        raise EngineError(f"manifest key 'onnx' in {folder} must be a file name, a list or a mapping")
+    return [folder / str(item) for item in items]
+
+
+def _scales(section: object, manifest: Path) -> dict[str, float | tuple[float, float]]:
+    raw = section.get("input_scales", {}) if isinstance(section, dict) else {}
+    out: dict[str, float | tuple[float, float]] = {}
+    for name, value in raw.items():
+        if isinstance(value, (int, float)):
+            out[name] = float(value)
+        elif isinstance(value, list) and len(value) == 2:
+            out[name] = (float(value[0]), float(value[1]))
+        else:
+            raise EngineError(f"{manifest}: tensorrt.input_scales.{name} must be a number or [low, high]")
+    return out
+
+
+def resolve_engine_graphs(name: str, root: str | Path | None = None) -> EngineGraphs:
+    """The ONNX files and TensorRT hints for engine ``name``.
+
+    Raises:
+        EngineError: no such engine folder, unreadable manifest, or no ONNX graph; the message says what to do.
+    """
+    base = Path(root) if root is not None else engines_root()
+    folder = base / name
+    manifest = folder / "manifest.json"
+    if not manifest.is_file():
+        shipped = sorted(p.parent.name for p in base.glob("*/manifest.json"))
+        raise EngineError(
+            f"engine {name!r} ships no manifest ({manifest} not found); engines with ONNX graphs: "
+            f"{', '.join(shipped) or 'none'}; or pass --onnx PATH"
+        )
+    try:
+        record = json.loads(manifest.read_text())
+    except (OSError, ValueError) as exc:
+        raise EngineError(f"cannot read {manifest}: {exc}") from exc
+    if not isinstance(record, dict):
+        raise EngineError(f"{manifest} must hold a JSON object")
+    graphs = _listed(record["onnx"], folder) if "onnx" in record else sorted(folder.glob("*.onnx"))
+    missing = [str(p) for p in graphs if not p.is_file()]
+    if missing or not graphs:
+        raise EngineError(
+            f"engine {name!r}: ONNX graph(s) missing ({', '.join(missing) or f'no .onnx in {folder}'}); "
+            "re-install streamfuse or export the engine first"
+        )
+    return EngineGraphs(name, graphs, _scales(record.get("tensorrt"), manifest))
