@@ -167,9 +167,43 @@ def _cmd_node(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- build-engine --------------------------------------------------------------------------------------
+
+
+def _add_build_engine(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("build-engine", help="compile an engine's ONNX graph(s) to a cached TensorRT plan (NVIDIA GPU)")
+    p.add_argument("--engine", help="engine whose shipped ONNX graph(s) to build, e.g. ccdc")
+    p.add_argument("--onnx", help="build this ONNX file instead of an engine's shipped graph(s)")
+    p.add_argument("--precision", choices=["fp32", "fp16"], default="fp16", help="plan precision (default: fp16)")
+    p.add_argument("--min", type=_parse_size, default=(320, 240), metavar="WxH", help="smallest frame (320x240)")
+    p.add_argument("--opt", type=_parse_size, default=(1280, 720), metavar="WxH", help="frame to tune for (1280x720)")
+    p.add_argument("--max", type=_parse_size, default=(1920, 1088), metavar="WxH", help="largest frame (1920x1088)")
+    p.add_argument("--out", help="plan cache folder (default: ~/.cache/streamfuse/tensorrt, or $STREAMFUSE_CACHE)")
+    p.add_argument("--force", action="store_true", help="rebuild even when a matching plan is cached")
+    p.add_argument("--device", type=int, default=0, help="CUDA device index (default: 0)")
+    p.set_defaults(func=_cmd_build_engine)
+
+
+def _cmd_build_engine(args: argparse.Namespace) -> int:
+    from streamfuse.runtime.trt_build import build_engine_plans
+    from streamfuse.runtime.trt_shapes import ShapeProfile
+
+    if not args.engine and not args.onnx:
+        raise UserError("give --engine NAME (a shipped engine) or --onnx PATH")
+    try:
+        profile = ShapeProfile(args.min, args.opt, args.max)
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+    plans = build_engine_plans(args.engine, args.onnx, args.precision, profile, args.out, args.force, args.device)
+    for plan in plans:
+        print(f"plan {plan} ({args.precision}, profile {profile})")
+    return 0
+
+
 # --- registry of commands -------------------------------------------------------------------------------
 
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
+    _add_build_engine,
     _add_run,
     _add_node,
     _add_colorize,

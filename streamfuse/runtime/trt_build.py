@@ -145,3 +145,32 @@ def ensure_plan(
     path = cache.store(stem, key, plan)
     log.info("built TensorRT %s plan %s in %.1f s (%d bytes)", precision, path, time.perf_counter() - start, len(plan))
     return path
+
+
+def build_engine_plans(
+    engine: str | None,
+    onnx: str | Path | None = None,
+    precision: str = "fp16",
+    profile: ShapeProfile | None = None,
+    cache_dir: str | Path | None = None,
+    force: bool = False,
+    device: int = 0,
+) -> list[Path]:
+    """What ``streamfuse build-engine`` does: plans for an engine's shipped graphs (or one ``onnx`` file).
+
+    The GPU stack is probed first, so a machine without one gets the one-line reason before anything else.
+    """
+    from streamfuse.runtime.trt_cuda import probe
+    from streamfuse.runtime.trt_manifest import resolve_engine_graphs
+    from streamfuse.runtime.trt_shapes import DEFAULT_PROFILE
+
+    trt, cuda = probe(device)
+    gpu = cuda.gpu_info()
+    if onnx is not None:
+        graphs, scales = [Path(onnx)], {}
+    else:
+        found = resolve_engine_graphs(engine or "")
+        graphs, scales = found.onnx, found.input_scales
+    profiles = [profile or DEFAULT_PROFILE]
+    log.info("building for %s (sm %s), TensorRT %s", gpu.name, gpu.compute_capability, trt.__version__)
+    return [ensure_plan(trt, gpu, g, precision, profiles, scales, cache_dir, force) for g in graphs]

@@ -16,7 +16,7 @@ import numpy as np
 
 from streamfuse.runtime.base import BackendUnavailable
 
-INSTALL_HINT = "install it with `pip install streamfuse[tensorrt]` on a machine with an NVIDIA GPU"
+INSTALL_HINT = "install with `pip install streamfuse[tensorrt]` on a machine with an NVIDIA GPU"
 FALLBACK_HINT = "or use --backend onnxruntime"
 
 
