@@ -60,6 +60,17 @@ class ReferenceTracker:
         self._frames.append(_ColourFrame(ts_ns, rgb))
         self.counts["colour_frames"] += 1
 
+    @property
+    def full(self) -> bool:
+        """No room for another colour frame without evicting one (offline mode then stops reading colour)."""
+        return len(self._frames) >= self.keep - 1
+
+    def prune(self, mono_ts_ns: int) -> None:
+        """Forget colour frames that no mono frame at or after ``mono_ts_ns`` can pair with."""
+        tol = int(self.cfg.tolerance_ms * 1e6)
+        while len(self._frames) > 1 and self._frames[1].ts_ns <= mono_ts_ns + tol:
+            self._frames.popleft()
+
     def ready(self, mono_ts_ns: int) -> bool:
         """Offline mode: can the reference of this mono frame be decided (no better colour frame can still come)?"""
         tol = int(self.cfg.tolerance_ms * 1e6)

@@ -44,8 +44,6 @@ class SocketDefaults:
     """First reconnect delay after a peer vanishes."""
     reconnect_max_ms: int = 1000
     """Largest reconnect delay (exponential backoff)."""
-    heartbeat_ms: int = 1000
-    """ZMTP heartbeats detect a dead tcp peer."""
 
 
 DEFAULTS = SocketDefaults()
@@ -113,8 +111,6 @@ class ZmqContext:
         sock.setsockopt(zmq.LINGER, DEFAULTS.linger_ms)
         sock.setsockopt(zmq.RECONNECT_IVL, DEFAULTS.reconnect_ms)
         sock.setsockopt(zmq.RECONNECT_IVL_MAX, DEFAULTS.reconnect_max_ms)
-        sock.setsockopt(zmq.HEARTBEAT_IVL, DEFAULTS.heartbeat_ms)
-        sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, DEFAULTS.heartbeat_ms * 3)
         sock.setsockopt(zmq.SNDHWM, hwm)
         sock.setsockopt(zmq.RCVHWM, hwm)
 

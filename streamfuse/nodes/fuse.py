@@ -166,11 +166,23 @@ class FuseNode:
         self.out_seq += 1
         self.reporter.frame({"engine_ms": round(self.engine_ms[-1], 2), "rejected": sum(self.rejects.values())})
 
+    def _wanted(self) -> set[str] | None:
+        """Offline backpressure: stop reading a link whose frames cannot be used yet (None = read all)."""
+        if self.live:
+            return None
+        if self.pending:
+            self.tracker.prune(self.pending[0][0].ts_ns)
+        wanted = set()
+        if len(self.pending) < MAX_PENDING:
+            wanted.add(self.mono_link)
+        if not self.tracker.full:
+            wanted.add(self.colour_link)
+        return wanted or {self.mono_link, self.colour_link}
+
     def run(self) -> dict:
         """Loop until the mono stream ends (offline: after every frame is fused) or a stop is requested."""
         while not self.stop():
-            wanted = {self.colour_link} if len(self.pending) >= MAX_PENDING else None
-            msg = self.inbox.recv(DEFAULTS.poll_ms, wanted)
+            msg = self.inbox.recv(DEFAULTS.poll_ms, self._wanted())
             if msg is not None:
                 self.handle(*msg)
             self.process_ready()
