@@ -61,7 +61,8 @@ class TensorRTExecutor(Executor):
             cache_dir: plan cache folder (default ``~/.cache/streamfuse/tensorrt``, or ``$STREAMFUSE_CACHE``).
             profile: frame-size profile(s), e.g. ``"320x240:1280x720:1920x1088"``; None reuses the newest cached
                 plan for this graph (as made by ``streamfuse build-engine``) or builds the default profile.
-            input_scales: size ratio to the frame of inputs not at frame resolution, e.g. ``{"ref": (0.125, 0.25)}``.
+            input_scales: size ratio to the frame of inputs not at frame resolution, e.g. ``{"ref": (0.125, 0.25)}``;
+                None reads ``tensorrt.input_scales`` from a manifest.json beside the model.
             depth: frames in flight (>= 2).
             device: CUDA device index.
             rebuild: ignore the cache and build a fresh plan.
@@ -72,10 +73,13 @@ class TensorRTExecutor(Executor):
         """
         from streamfuse.runtime.trt_build import EngineBuildError, ensure_plan
         from streamfuse.runtime.trt_cuda import probe
+        from streamfuse.runtime.trt_manifest import input_scales_beside
 
         trt, cuda = probe(device)
         gpu = cuda.gpu_info()
         profiles = _profiles(profile)
+        if input_scales is None:
+            input_scales = input_scales_beside(model)
         options = {"precision": precision, "profiles": profiles, "input_scales": input_scales, "cache_dir": cache_dir}
         path = ensure_plan(trt, gpu, model, force=rebuild, **options)
         self._runtime, engine = _deserialize(trt, path)

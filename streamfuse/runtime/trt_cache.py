@@ -80,8 +80,8 @@ class PlanCache:
         self.root = Path(root) if root is not None else default_cache_dir()
 
     def paths(self, stem: str, key: PlanKey) -> tuple[Path, Path]:
-        base = self.root / f"{stem}.{key.digest[:16]}"
-        return base.with_suffix(".plan"), base.with_suffix(".json")
+        base = f"{stem}.{key.digest[:16]}"
+        return self.root / f"{base}.plan", self.root / f"{base}.json"
 
     def lookup(self, stem: str, key: PlanKey) -> Lookup:
         """Find a valid plan for ``key``; otherwise say why none is usable (missing, stale or corrupt)."""

@@ -1,9 +1,10 @@
 """Find the ONNX graphs an engine ships (through its manifest) and the TensorRT hints that go with them.
 
 Shipped engines live in ``engines/NAME/manifest.json`` (installed as the package ``streamfuse_engines``). The
-manifest may name its graphs under ``"onnx"`` (a file, a list of files, or a ``{role: file}`` mapping, relative
-to the manifest); without that key every ``*.onnx`` beside it is used. An optional ``"tensorrt"`` section may
-give ``"input_scales": {input_name: ratio | [low, high]}`` for inputs that are not at the frame's resolution.
+manifest names its graphs under ``"onnx"`` and any ``"onnx_*"`` key (e.g. ``"onnx_reference"``), each a file, a
+list of files or a ``{role: file}`` mapping, relative to the manifest; without such keys every ``*.onnx`` beside
+it is used. An optional ``"tensorrt"`` section may give ``"input_scales": {input_name: ratio | [low, high]}``
+(size relative to the profile's frame) for inputs that are not at the frame's resolution.
 """
 
 from __future__ import annotations
@@ -79,7 +80,9 @@ def resolve_engine_graphs(name: str, root: str | Path | None = None) -> EngineGr
         raise EngineError(f"cannot read {manifest}: {exc}") from exc
     if not isinstance(record, dict):
         raise EngineError(f"{manifest} must hold a JSON object")
-    graphs = _listed(record["onnx"], folder) if "onnx" in record else sorted(folder.glob("*.onnx"))
+    keys = [k for k in record if k == "onnx" or k.startswith("onnx_")]
+    graphs = [g for k in keys for g in _listed(record[k], folder)] if keys else sorted(folder.glob("*.onnx"))
+    graphs = list(dict.fromkeys(graphs))
     missing = [str(p) for p in graphs if not p.is_file()]
     if missing or not graphs:
         raise EngineError(
@@ -87,3 +90,14 @@ def resolve_engine_graphs(name: str, root: str | Path | None = None) -> EngineGr
             "re-install streamfuse or export the engine first"
         )
     return EngineGraphs(name, graphs, _scales(record.get("tensorrt"), manifest))
+
+
+def input_scales_beside(onnx: str | Path) -> dict[str, float | tuple[float, float]]:
+    """The ``tensorrt.input_scales`` of the manifest next to an ONNX file ({} when there is none), so a plan built
+    at run time is shaped like the one ``streamfuse build-engine`` makes."""
+    manifest = Path(onnx).parent / "manifest.json"
+    try:
+        record = json.loads(manifest.read_text())
+    except (OSError, ValueError):
+        return {}
+    return _scales(record.get("tensorrt"), manifest) if isinstance(record, dict) else {}
