@@ -1,0 +1,127 @@
+"""The no-GPU path: CPU installs never import the GPU stack, and asking for it gives one clear line, no traceback."""
+
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+from streamfuse import cli
+from streamfuse.runtime.base import BackendUnavailable
+from streamfuse.runtime.factory import create_executor
+from streamfuse.runtime.trt_cuda import CudaRuntime, probe
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _has(module: str) -> bool:
+    try:
+        __import__(module)
+    except Exception:  # noqa: BLE001 - any failure means "not usable here"
+        return False
+    return True
+
+
+needs_no_tensorrt = pytest.mark.skipif(_has("tensorrt"), reason="TensorRT is installed here")
+
+
+def test_cpu_imports_never_load_tensorrt_or_cuda():
+    code = (
+        "import sys, streamfuse, streamfuse.cli, streamfuse.runtime.factory, streamfuse.runtime.tensorrt, "
+        "streamfuse.runtime.nvenc, streamfuse.runtime.trt_build\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorrt', 'cuda', 'pycuda')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+@needs_no_tensorrt
+def test_tensorrt_backend_without_tensorrt_is_one_clear_line(tmp_path):
+    with pytest.raises(BackendUnavailable) as info:
+        create_executor(tmp_path / "model.onnx", backend="tensorrt")
+    message = str(info.value)
+    assert "\n" not in message and "TensorRT" in message
+    assert "pip install streamfuse[tensorrt]" in message and "--backend onnxruntime" in message
+
+
+@needs_no_tensorrt
+def test_build_engine_cli_without_tensorrt(capsys):
+    argv = ["build-engine", "--engine", "ccdc", "--precision", "fp16", "--min", "320x240", "--opt", "1280x720"]
+    assert cli.main([*argv, "--max", "1920x1088"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("streamfuse build-engine: error: ")
+    assert "TensorRT" in err[0] and "--backend onnxruntime" in err[0]
+
+
+@needs_no_tensorrt
+def test_build_engine_subprocess_prints_no_traceback():
+    cmd = [sys.executable, "-m", "streamfuse.cli", "build-engine", "--engine", "ccdc", "--precision", "fp16"]
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    assert "TensorRT" in out.stderr
+
+
+def test_build_engine_checks_its_arguments(capsys):
+    assert cli.main(["build-engine"]) == 2
+    assert "give --engine NAME" in capsys.readouterr().err
+    assert cli.main(["build-engine", "--engine", "ccdc", "--min", "2000x240"]) == 2
+    assert "widths out of order" in capsys.readouterr().err
+
+
+def _fake_gpu_stack(monkeypatch, cudart):
+    """Make `tensorrt` and `cuda.bindings.runtime` importable as stand-ins."""
+    trt = types.ModuleType("tensorrt")
+    trt.__version__ = "10.3.0"
+    cuda, bindings = types.ModuleType("cuda"), types.ModuleType("cuda.bindings")
+    cuda.bindings, bindings.runtime = bindings, cudart
+    for name, mod in (
+        ("tensorrt", trt),
+        ("cuda", cuda),
+        ("cuda.bindings", bindings),
+        ("cuda.bindings.runtime", cudart),
+    ):
+        monkeypatch.setitem(sys.modules, name, mod)
+
+
+def _cudart(count=None, error=0, raises=None):
+    rt = types.ModuleType("cuda.bindings.runtime")
+
+    def device_count():
+        if raises:
+            raise raises
+        return (error, count)
+
+    rt.cudaGetDeviceCount = device_count
+    rt.cudaGetErrorString = lambda err: (0, b"no CUDA-capable device is detected")
+    rt.cudaSetDevice = lambda dev: (0,)
+    return rt
+
+
+def test_no_device_is_one_clear_line(monkeypatch):
+    _fake_gpu_stack(monkeypatch, _cudart(error=100))
+    with pytest.raises(BackendUnavailable, match="no usable CUDA device or driver .*no CUDA-capable device"):
+        probe()
+
+
+def test_zero_devices_and_bad_index(monkeypatch):
+    _fake_gpu_stack(monkeypatch, _cudart(count=0))
+    with pytest.raises(BackendUnavailable, match="no CUDA device found; or use --backend onnxruntime"):
+        probe()
+    with pytest.raises(BackendUnavailable, match="CUDA device 3 does not exist \\(found 1\\)"):
+        CudaRuntime(3, cudart=_cudart(count=1))
+
+
+def test_missing_driver_library_is_one_clear_line(monkeypatch):
+    _fake_gpu_stack(monkeypatch, _cudart(raises=RuntimeError("Failed to dlopen libcuda.so.1")))
+    with pytest.raises(BackendUnavailable, match="CUDA driver is unusable .*libcuda.so.1"):
+        probe()
+
+
+def test_only_cuda_python_missing_is_named(monkeypatch):
+    _fake_gpu_stack(monkeypatch, _cudart(count=1))
+    monkeypatch.setitem(sys.modules, "cuda", None)  # makes `import cuda` raise ImportError
+    with pytest.raises(BackendUnavailable) as info:
+        probe()
+    assert "needs cuda-python, which is not installed" in str(info.value)
