@@ -1,5 +1,6 @@
 """TensorRT on a real NVIDIA GPU: build, cache reuse, parity with ONNX Runtime, pipelining. Skipped without one."""
 
+import json
 import logging
 
 import numpy as np
@@ -77,8 +78,6 @@ def test_undeserializable_plan_is_rebuilt(gpu, model, tmp_path, caplog):
         plan = trt.plan_path
     # garbage whose sidecar claims it is fine: only TensorRT itself can tell
     meta = plan.with_suffix(".json")
-    import json
-
     record = json.loads(meta.read_text())
     PlanCache(tmp_path).store(plan.name.split(".")[0], PlanKey(**record["key"]), b"\0" * 1024)
     caplog.set_level(logging.WARNING, logger="streamfuse.runtime.tensorrt")
