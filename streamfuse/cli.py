@@ -200,6 +200,46 @@ def _cmd_build_engine(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- eval ----------------------------------------------------------------------------------------------
+
+
+def _add_eval(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="score engines on the video (CCDC) and stereo (dual-lens) benchmark protocols")
+    p.add_argument("--protocol", default="all", help="video, stereo or all (default: all)")
+    p.add_argument("--engines", default="naive,guided", help="comma-separated engine names (default: naive,guided)")
+    p.add_argument("--data", help="benchmark folder (default: /usr/share/doc/opencv-doc/examples/data)")
+    p.add_argument("--scales", default="4,8", help="video protocol scale gaps (default: 4,8; stereo uses 1 and 4)")
+    p.add_argument("--json", metavar="OUT.json", help="write every per-case record and the means as JSON")
+    p.add_argument("--images", metavar="DIR", help="write side-by-side PNGs for a few cases per dataset")
+    p.add_argument("--plot", metavar="OUT.png", help="chroma PSNR plot (default: next to --json, same stem)")
+    p.add_argument("--quick", action="store_true", help="3 clips per video instead of 20 (a smoke run)")
+    p.add_argument(
+        "--opt", action="append", default=[], metavar="ENGINE:KEY=VALUE", help="engine option (repeatable)"
+    )
+    p.set_defaults(func=_cmd_eval)
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from streamfuse.evaluation import EvalConfig, protocol_list
+    from streamfuse.evaluation.command import evaluate
+
+    engines = tuple(e.strip() for e in args.engines.split(",") if e.strip())
+    options: dict[str, dict] = {}
+    for item in args.opt:
+        engine, sep, pair = item.partition(":")
+        if not sep or engine not in engines:
+            raise UserError(f"--opt expects ENGINE:KEY=VALUE with ENGINE one of {', '.join(engines)}, got {item!r}")
+        options.setdefault(engine, {}).update(_engine_options([pair]))
+    try:
+        protocols = protocol_list(args.protocol)
+        scales = tuple(float(v) for v in args.scales.split(","))
+    except ValueError as exc:
+        raise UserError(f"{exc} (--protocol video|stereo|all, --scales like 4,8)") from exc
+    cfg = EvalConfig(protocols, engines, args.data, scales, args.quick, options)
+    evaluate(cfg, args.json, args.images, args.plot, command="streamfuse " + " ".join(sys.argv[1:]))
+    return 0
+
+
 # --- registry of commands -------------------------------------------------------------------------------
 
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
@@ -208,6 +248,7 @@ COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_node,
     _add_colorize,
     _add_calibrate,
+    _add_eval,
 ]
 
 

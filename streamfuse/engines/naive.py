@@ -5,12 +5,16 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from streamfuse.color import merge_luma_chroma
+from streamfuse.color import rgb_to_ycbcr, ycbcr_to_rgb
 from streamfuse.engines.base import Engine, ReferenceState
 
 
 class NaiveEngine(Engine):
-    """Keeps the mono luma and takes chroma from the bicubically upsampled reference."""
+    """Keeps the mono luma and takes chroma from the bicubically upsampled reference.
+
+    Chroma stays in floating point until the single final rounding to RGB, so the baseline is not penalized
+    by intermediate 8-bit rounding (this reproduces the DESIGN §7 "no-align" numbers).
+    """
 
     name = "naive"
 
@@ -18,6 +22,7 @@ class NaiveEngine(Engine):
         size = (mono.shape[1], mono.shape[0])
         chroma = state.cache.get(size)
         if chroma is None:
-            chroma = cv2.resize(state.ycbcr[..., 1:], size, interpolation=cv2.INTER_CUBIC)
+            cbcr = rgb_to_ycbcr(state.rgb.astype(np.float32))[..., 1:]
+            chroma = cv2.resize(cbcr, size, interpolation=cv2.INTER_CUBIC)
             state.cache[size] = chroma
-        return merge_luma_chroma(mono, chroma[..., 0], chroma[..., 1])
+        return ycbcr_to_rgb(np.dstack([mono.astype(np.float32), chroma]))

@@ -1,0 +1,92 @@
+"""Means per dataset × setting × engine, the markdown table, and the JSON results file."""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from streamfuse.evaluation.runner import RECORD_KEYS, SCHEMA_VERSION
+
+GROUP_KEYS = ("protocol", "dataset", "scale", "target", "engine")
+METRICS = ("psnr_cbcr", "psnr_rgb", "ssim", "ms")
+
+
+def summarize(records: list[dict]) -> list[dict]:
+    """Mean of every metric per (protocol, dataset, scale, target, engine), in first-seen order.
+
+    PSNR means are means of per-case PSNR in dB (the protocol's convention), not PSNR of the mean MSE.
+    """
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for rec in records:
+        groups[tuple(rec[k] for k in GROUP_KEYS)].append(rec)
+    rows = []
+    for key, recs in groups.items():
+        row = dict(zip(GROUP_KEYS, key, strict=True))
+        for m in METRICS:
+            values = [r[m] for r in recs if r[m] is not None and math.isfinite(r[m])]
+            row[m] = round(float(np.mean(values)), 4) if values else None
+        row["n"] = len(recs)
+        rows.append(row)
+    return rows
+
+
+def _fmt(value: float | None, digits: int) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def markdown_table(summary: list[dict]) -> str:
+    """One row per dataset × setting, one column group per engine: chroma PSNR, RGB PSNR, SSIM, ms."""
+    engines = list(dict.fromkeys(r["engine"] for r in summary))
+    settings: dict[tuple, dict[str, dict]] = defaultdict(dict)
+    for r in summary:
+        settings[(r["protocol"], r["dataset"], r["scale"], r["target"])][r["engine"]] = r
+    head = ["protocol", "dataset", "scale", "target", "n"]
+    for e in engines:
+        head += [f"{e} CbCr dB", f"{e} RGB dB", f"{e} SSIM", f"{e} ms"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for (protocol, dataset, scale, target), by_engine in settings.items():
+        n = max(r["n"] for r in by_engine.values())
+        cells = [protocol, dataset, f"x{scale}", target, str(n)]
+        for e in engines:
+            r = by_engine.get(e)
+            if r is None:
+                cells += ["—"] * 4
+            else:
+                cells += [_fmt(r["psnr_cbcr"], 2), _fmt(r["psnr_rgb"], 2), _fmt(r["ssim"], 4), _fmt(r["ms"], 1)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _finite(value):
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def results_document(records: list[dict], command: str, settings: dict) -> dict:
+    """The JSON document: schema version, machine, command, settings, per-case records and the means."""
+    clean = [{k: _finite(r[k]) for k in RECORD_KEYS} for r in records]
+    return {
+        "schema": SCHEMA_VERSION,
+        "command": command,
+        "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": _cpus()},
+        "settings": settings,
+        "records": clean,
+        "summary": summarize(clean),
+    }
+
+
+def _cpus() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def write_json(path: str | Path, document: dict) -> None:
+    """Write the results document (strict JSON: infinite PSNR is stored as null)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(json.dumps(document, indent=1, allow_nan=False) + "\n")
