@@ -35,6 +35,8 @@ def import_cudart() -> ModuleType:
             return importlib.import_module(name)
         except ImportError:
             continue
+        except Exception as exc:  # noqa: BLE001 - installed, but its CUDA libraries do not load
+            raise BackendUnavailable(f"cuda-python cannot load ({exc}); {FALLBACK_HINT}") from exc
     raise BackendUnavailable(f"cuda-python is not installed; {INSTALL_HINT}, {FALLBACK_HINT}")
 
 
@@ -44,7 +46,7 @@ def import_tensorrt() -> ModuleType:
         return importlib.import_module("tensorrt")
     except ImportError as exc:
         raise BackendUnavailable(f"TensorRT is not installed ({exc}); {INSTALL_HINT}, {FALLBACK_HINT}") from exc
-    except OSError as exc:  # the wheel is there but libnvinfer or the CUDA driver library is not
+    except Exception as exc:  # noqa: BLE001 - the wheel is there but libnvinfer or the driver library is not
         raise BackendUnavailable(f"TensorRT cannot load its libraries ({exc}); {FALLBACK_HINT}") from exc
 
 
@@ -152,8 +154,8 @@ def probe(device: int = 0) -> tuple[ModuleType, CudaRuntime]:
             importlib.import_module(mod)
         except ImportError:
             missing.append(label)
-        except OSError:
-            pass  # importable but a library failed to load: import_tensorrt reports it precisely
+        except Exception:  # noqa: BLE001 - installed but a library failed to load: reported precisely below
+            pass
     if missing:
         raise BackendUnavailable(
             f"the tensorrt backend needs {' and '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} "
