@@ -240,6 +240,53 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- bench ---------------------------------------------------------------------------------------------
+
+
+def _add_bench(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="engine throughput (fps, p50/p99 ms, peak RSS), size sweep, end-to-end pipeline")
+    p.add_argument("--engine", default="guided", help="engine registry name (default: guided)")
+    p.add_argument("--size", type=_parse_size, default=(768, 576), metavar="WxH", help="mono frame size (768x576)")
+    p.add_argument("--scale", type=float, default=4.0, help="scale gap of the colour reference (default: 4)")
+    p.add_argument("--frames", type=int, default=150, help="timed frames after 10 warm-up frames (default: 150)")
+    p.add_argument("--json", metavar="OUT", help="write the result as JSON")
+    p.add_argument("--pipeline", action="store_true", help="also run capture->fuse->encode on the synthetic rig")
+    p.add_argument(
+        "--pipeline-mode", choices=["offline", "live"], default="offline",
+        help="offline: as fast as possible, no drops (throughput); live: paced at 30 fps (latency)",
+    )
+    p.add_argument("--sweep", action="store_true", help="cost versus pixels from 320x240 to 1280x720")
+    p.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE", help="engine option (repeatable)")
+    p.set_defaults(func=_cmd_bench)
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from streamfuse import bench
+
+    if args.frames < 1:
+        raise UserError(f"--frames must be >= 1, got {args.frames}")
+    if args.scale < 1:
+        raise UserError(f"--scale must be >= 1, got {args.scale}")
+    options = _engine_options(args.opt)
+    if args.sweep:
+        result: dict | list = bench.sweep(args.engine, args.scale, args.frames, options)
+    else:
+        result = bench.bench_engine(args.engine, args.size, args.scale, args.frames, options)
+        if args.pipeline:
+            result.update(
+                bench.bench_pipeline(args.engine, args.size, args.scale, args.frames, options, args.pipeline_mode)
+            )
+    bench.print_result(result)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
 # --- registry of commands -------------------------------------------------------------------------------
 
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
@@ -249,6 +296,7 @@ COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_colorize,
     _add_calibrate,
     _add_eval,
+    _add_bench,
 ]
 
 

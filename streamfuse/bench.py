@@ -1,0 +1,154 @@
+"""``streamfuse bench``: engine-only throughput, a cost-versus-pixels sweep, and the end-to-end pipeline.
+
+Frames come from the built-in synthetic rig (the shipped demo clip, with motion and parallax), the same source the
+pipeline run uses, so the engine-only and end-to-end figures of one run compare like with like. Every timed frame
+gets a new colour reference (``prepare_reference`` + ``colorize``): the worst case of a rig whose colour camera
+runs at the mono rate. Wall-clock figures on a shared machine depend on its load, so the CPU time per frame and
+the load average at the start are reported too.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import resource
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TextIO
+
+import cv2
+import numpy as np
+
+from streamfuse.engines import load_engine
+
+SWEEP_SIZES: tuple[tuple[int, int], ...] = ((320, 240), (640, 480), (768, 576), (960, 720), (1280, 720))
+WARMUP = 10
+
+
+def rig_frames(size: tuple[int, int], scale: float, count: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``count`` (mono, colour reference) pairs of the synthetic rig at ``size`` and scale gap ``scale``."""
+    from streamfuse.config import synthetic_rig_config
+    from streamfuse.sources.synthetic import SyntheticCamera
+
+    cfg = synthetic_rig_config(size=size, scale=scale)
+    fps = 30.0
+    mono = SyntheticCamera(cfg.synthetic, "mono", fps, limit=count).frames()
+    colour = SyntheticCamera(cfg.synthetic, "color", fps, limit=count).frames()
+    for m, c in itertools.islice(zip(mono, colour, strict=False), count):
+        yield m.image, c.image
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process in MiB (Linux reports ru_maxrss in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def bench_engine(
+    engine: str,
+    size: tuple[int, int] = (768, 576),
+    scale: float = 4.0,
+    frames: int = 150,
+    options: dict | None = None,
+    warmup: int = WARMUP,
+) -> dict:
+    """Engine-only throughput: ``warmup`` untimed frames, then ``frames`` timed ones (reference + colorize)."""
+    eng = load_engine(engine, **(options or {}))
+    times: list[float] = []
+    cpu = 0.0
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    for i, (mono, ref) in enumerate(rig_frames(size, scale, warmup + frames)):
+        c0, t0 = time.process_time(), time.perf_counter()
+        eng.colorize(mono, eng.prepare_reference(ref))
+        t1, c1 = time.perf_counter(), time.process_time()
+        if i >= warmup:
+            times.append((t1 - t0) * 1000.0)
+            cpu += (c1 - c0) * 1000.0
+    if not times:
+        raise ValueError("bench: no timed frames; use --frames >= 1")
+    ms = np.asarray(times)
+    mp = size[0] * size[1] / 1e6
+    return {
+        "engine": engine,
+        "options": dict(options or {}),
+        "size": f"{size[0]}x{size[1]}",
+        "scale": scale,
+        "frames": len(times),
+        "fps": round(1000.0 / float(ms.mean()), 2),
+        "mean_ms": round(float(ms.mean()), 3),
+        "p50_ms": round(float(np.percentile(ms, 50)), 3),
+        "p99_ms": round(float(np.percentile(ms, 99)), 3),
+        "cpu_ms": round(cpu / len(times), 3),
+        "ms_per_mp": round(float(np.percentile(ms, 50)) / mp, 2),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "load_avg_1m": None if load is None else round(load, 2),
+        "cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "opencv_threads": cv2.getNumThreads(),
+    }
+
+
+def bench_pipeline(
+    engine: str, size: tuple[int, int], scale: float, frames: int, options: dict | None = None, mode: str = "offline"
+) -> dict:
+    """End-to-end run of the synthetic rig (capture, fuse, encode as real processes) on the same frames."""
+    from streamfuse.config import synthetic_rig_config
+    from streamfuse.nodes.launcher import run_pipeline
+
+    with tempfile.TemporaryDirectory(prefix="sf-bench-") as tmp:
+        cfg = synthetic_rig_config(
+            size=size,
+            scale=scale,
+            engine=engine,
+            engine_options=dict(options or {}),
+            mode=mode,
+            output=str(Path(tmp) / "bench.mp4"),
+        )
+        summary = run_pipeline(cfg, frames)
+    keys = ("e2e_fps", "latency_p50_ms", "latency_p99_ms", "frames_out")
+    return {"pipeline_mode": mode, **{k: summary.get(k) for k in keys}}
+
+
+def sweep(engine: str, scale: float, frames: int, options: dict | None = None) -> list[dict]:
+    """Engine cost at every size of SWEEP_SIZES (cost should grow linearly in pixels)."""
+    return [bench_engine(engine, size, scale, frames, options) for size in SWEEP_SIZES]
+
+
+def format_result(r: dict) -> str:
+    """One human-readable block for an engine-only (and optional end-to-end) result."""
+    lines = [
+        f"engine {r['engine']} {r['size']} x{r['scale']:g}  ({r['frames']} frames, new reference every frame)",
+        f"  engine-only   {r['fps']:.1f} fps   p50 {r['p50_ms']:.1f} ms   p99 {r['p99_ms']:.1f} ms   "
+        f"cpu {r['cpu_ms']:.1f} ms/frame   peak RSS {r['peak_rss_mb']:.0f} MiB",
+        f"  machine       {r['cpus']} cpus, load average {r['load_avg_1m']} at start, "
+        f"OpenCV threads {r['opencv_threads']}",
+    ]
+    if "e2e_fps" in r:
+        e2e = r["e2e_fps"]
+        ratio = "—" if not e2e else f"{e2e / r['fps']:.2f}"
+        lines.append(
+            f"  end-to-end    {e2e if e2e is not None else '—'} fps ({r['pipeline_mode']})   "
+            f"capture->encode p50 {r['latency_p50_ms']} ms   p99 {r['latency_p99_ms']} ms   "
+            f"frames out {r['frames_out']}   e2e/engine = {ratio}"
+        )
+    return "\n".join(lines)
+
+
+def sweep_table(rows: list[dict]) -> str:
+    """Markdown table of cost versus pixels, with the spread of ms per megapixel."""
+    lines = ["| size | MP | fps | p50 ms | p99 ms | cpu ms | ms/MP |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        w, h = (int(v) for v in r["size"].split("x"))
+        lines.append(
+            f"| {r['size']} | {w * h / 1e6:.3f} | {r['fps']:.1f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} "
+            f"| {r['cpu_ms']:.2f} | {r['ms_per_mp']:.1f} |"
+        )
+    per_mp = [r["ms_per_mp"] for r in rows]
+    lines.append(f"\nms/MP spread (max/min): {max(per_mp) / min(per_mp):.2f}x")
+    return "\n".join(lines)
+
+
+def print_result(result: dict | list[dict], out: TextIO = sys.stdout) -> None:
+    """Print a single result or a sweep table."""
+    print(sweep_table(result) if isinstance(result, list) else format_result(result), file=out)
