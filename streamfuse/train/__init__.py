@@ -1,0 +1,1 @@
+"""Training of the learned engines (needs the ``[train]`` extra: torch)."""
