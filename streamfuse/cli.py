@@ -287,6 +287,71 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- synth ---------------------------------------------------------------------------------------------
+
+
+def _add_synth(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("synth", help="synthesize x264-encoded training sequences (motion, occlusion, blur) from stills")
+    p.add_argument("--out", required=True, help="dataset folder (seq_NNNNN.mp4 + manifest.json)")
+    p.add_argument("--sequences", type=int, default=600, help="number of sequences (default: 600)")
+    p.add_argument("--source", action="append", default=[], metavar="PATH",
+                   help="still or video file to use (repeatable; default: scikit-image, scikit-learn, opencv-doc stills)")
+    p.add_argument("--size", type=_parse_size, default=(512, 384), help="frame size WxH (default: 512x384)")
+    p.add_argument("--frames", type=int, default=8, help="frames per sequence = max time gap + 1 (default: 8)")
+    p.add_argument("--camera-speed", type=float, default=3.0, help="max camera pan, px/frame (default: 3)")
+    p.add_argument("--object-speed", type=float, default=6.0, help="max object speed, px/frame (default: 6)")
+    p.add_argument("--parallax", type=float, default=0.6, help="extra motion of the nearest depth layer (default: 0.6)")
+    p.add_argument("--elastic", type=float, default=1.5, help="local elastic warp amplitude, px (default: 1.5)")
+    p.add_argument("--blur-prob", type=float, default=0.5, help="share of motion-blurred sequences (default: 0.5)")
+    p.add_argument("--crf", default="18,30", help="x264 CRF range lo,hi (default: 18,30)")
+    p.add_argument("--noise", type=float, default=0.0, help="sensor noise a (std a*sqrt(k)); 0 = off")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_synth)
+
+
+def _cmd_synth(args: argparse.Namespace) -> int:
+    from streamfuse import synth
+
+    try:
+        lo, hi = (int(v) for v in args.crf.split(","))
+    except ValueError as exc:
+        raise UserError(f"--crf expects lo,hi like 18,30, got {args.crf!r}") from exc
+    opt = synth.SynthOptions(size=args.size, frames=args.frames, camera_speed=args.camera_speed,
+                             object_speed=args.object_speed, parallax=args.parallax, elastic=args.elastic,
+                             blur_prob=args.blur_prob, crf=(lo, hi), noise=args.noise)
+    try:
+        stills = synth.file_sources(args.source) if args.source else None
+        manifest = synth.synthesize(args.out, args.sequences, stills, opt, seed=args.seed, progress=True)
+    except synth.SynthError as exc:
+        raise UserError(str(exc)) from exc
+    print(f"wrote {len(manifest.sequences)} sequences to {args.out} in {manifest.seconds:.0f} s")
+    return 0
+
+
+# --- train ---------------------------------------------------------------------------------------------
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a learned engine on a `streamfuse synth` dataset (needs [train] extra)")
+    p.add_argument("engine", choices=["ccdc"], help="engine family to train")
+    p.add_argument("--config", required=True, help="training YAML (keys of streamfuse.train.ccdc.TrainConfig)")
+    p.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
+    p.add_argument("--export", metavar="DIR", help="export the best checkpoint as an engine folder when done")
+    p.set_defaults(func=_cmd_train)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    try:
+        from streamfuse.train.ccdc import load_config, run
+    except ImportError as exc:
+        raise UserError(f"training needs torch ({exc}); run `pip install streamfuse[train]`") from exc
+    command = f"streamfuse train ccdc --config {args.config}" + (f" --export {args.export}" if args.export else "")
+    summary = run(load_config(args.config), args.resume, args.export, command)
+    print(f"trained {summary['epochs']} epochs in {summary['train_seconds']:.0f} s; "
+          f"best validation chroma PSNR {summary['best_val_mean']:.2f} dB")
+    return 0
+
+
 # --- registry of commands -------------------------------------------------------------------------------
 
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
@@ -297,6 +362,8 @@ COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_calibrate,
     _add_eval,
     _add_bench,
+    _add_synth,
+    _add_train,
 ]
 
 

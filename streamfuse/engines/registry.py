@@ -13,6 +13,8 @@ from streamfuse.engines.base import Engine, EngineError
 _BUILTIN: dict[str, str] = {
     "naive": "streamfuse.engines.naive:NaiveEngine",
     "guided": "streamfuse.engines.guided:GuidedEngine",
+    "ccdc": "streamfuse.engines.ccdc:CCDCEngine",
+    "ccdc-paper": "streamfuse.engines.ccdc:CCDCPaperEngine",
 }
 _REGISTERED: dict[str, Callable[..., Engine]] = {}
 
