@@ -158,7 +158,13 @@ def _read_gray(path: Path) -> np.ndarray:
 
 
 def _scale_matrix(size: tuple[int, int], common: tuple[int, int]) -> np.ndarray:
-    return np.diag([common[0] / size[0], common[1] / size[1], 1.0])
+    """Pixel map from ``size`` to ``common`` with pixel centres aligned (as cv2.resize does)."""
+    sx, sy = common[0] / size[0], common[1] / size[1]
+    return np.array([[sx, 0, (sx - 1) / 2], [0, sy, (sy - 1) / 2], [0, 0, 1.0]])
+
+
+def _to_common(points: np.ndarray, s: np.ndarray) -> np.ndarray:
+    return (points.reshape(-1, 2) * np.diag(s)[:2] + s[:2, 2]).reshape(-1, 1, 2).astype(np.float32)
 
 
 def calibrate_camera(
@@ -177,7 +183,7 @@ def rectified_row_error(cal: StereoCalibration, left: list[np.ndarray], right: l
         yl = cv2.undistortPoints(cl, cal.left.K, cal.left.dist, R=cal.left.R, P=cal.left.P)[:, 0, 1]
         pr = cv2.undistortPoints(cr, cal.right.K, cal.right.dist, R=cal.right.R, P=cal.right.P)[:, 0, :]
         # Right rectified pixels are at the right camera's resolution: bring them to the common size.
-        yr = pr[:, 1] * s[1, 1]
+        yr = _to_common(pr, s)[:, 0, 1]
         errs.append(np.abs(yl - yr))
     return float(np.mean(np.concatenate(errs)))
 
@@ -231,7 +237,7 @@ def calibrate_stereo(
     common = size_l
     s = _scale_matrix(size_r, common)
     k_r = s @ cam_r.K
-    right_common = [(c.reshape(-1, 2) * np.diag(s)[:2]).reshape(-1, 1, 2).astype(np.float32) for c in right_c]
+    right_common = [_to_common(c, s) for c in right_c]
     rms, _, _, _, _, R, T, E, F = cv2.stereoCalibrate(
         [obj] * len(left_c),
         left_c,
@@ -268,6 +274,45 @@ def calibrate_stereo(
     )
     cal.row_error = rectified_row_error(cal, left_c, right_c)
     return cal
+
+
+def ideal_rig(
+    left_size: tuple[int, int], right_size: tuple[int, int], focal_px: float, baseline_m: float
+) -> StereoCalibration:
+    """Calibration of an already rectified rig (parallel cameras, no distortion), e.g. the synthetic demo rig.
+
+    ``focal_px`` is in left-camera pixels; the right camera has the same field of view at its own resolution.
+    """
+
+    def cam(size: tuple[int, int]) -> CameraCalibration:
+        S = np.linalg.inv(_scale_matrix(size, left_size))
+        K = S @ np.array([[focal_px, 0, (left_size[0] - 1) / 2], [0, focal_px, (left_size[1] - 1) / 2], [0, 0, 1.0]])
+        return CameraCalibration(size, K, np.zeros((1, 5)), 0.0, np.eye(3), np.hstack([K, np.zeros((3, 1))]), size)
+
+    left, right = cam(left_size), cam(right_size)
+    right.P[0, 3] = -right.K[0, 0] * baseline_m
+    T = np.array([[-baseline_m], [0.0], [0.0]])
+    E = np.array([[0, 0, 0], [0, 0, baseline_m], [0, -baseline_m, 0]])
+    kl, kr = left.K, _scale_matrix(right_size, left_size) @ right.K
+    F = np.linalg.inv(kr).T @ E @ np.linalg.inv(kl)
+    f, cx, cy = kl[0, 0], kl[0, 2], kl[1, 2]
+    Q = np.array([[1, 0, 0, -cx], [0, 1, 0, -cy], [0, 0, 0, f], [0, 0, 1 / baseline_m, 0]])
+    return StereoCalibration(
+        board=(0, 0),
+        square=0.0,
+        left=left,
+        right=right,
+        R=np.eye(3),
+        T=T,
+        E=E,
+        F=F / F[1, 2],
+        Q=Q,
+        rms=0.0,
+        row_error=0.0,
+        common_size=left_size,
+        pairs_used=[],
+        pairs_skipped=[],
+    )
 
 
 def preview(cal: StereoCalibration, left: np.ndarray, right: np.ndarray, step: int = 32) -> np.ndarray:

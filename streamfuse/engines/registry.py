@@ -15,6 +15,8 @@ _BUILTIN: dict[str, str] = {
     "guided": "streamfuse.engines.guided:GuidedEngine",
     "ccdc": "streamfuse.engines.ccdc:CCDCEngine",
     "ccdc-paper": "streamfuse.engines.ccdc:CCDCPaperEngine",
+    "duallens": "streamfuse.engines.duallens:DualLensEngine",
+    "duallens-paper": "streamfuse.engines.duallens:DualLensPaperEngine",
 }
 _REGISTERED: dict[str, Callable[..., Engine]] = {}
 

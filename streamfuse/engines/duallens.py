@@ -1,0 +1,137 @@
+"""The learned ``duallens`` (fast, default) and ``duallens-paper`` engines for rectified mono + colour stereo rigs.
+
+The network (streamfuse/models/duallens_arch.py) searches horizontal disparity candidates, so the pair must be
+rectified (``streamfuse calibrate`` + ``streamfuse.rectify.Rectifier``), with the colour camera on the right of the
+mono camera (``reference_side="left"`` flips both frames for the mirrored rig). The reference is brought to the
+mono size once per reference; when the disparity range asked for exceeds what the graph searches, or the
+memory estimate exceeds ``memory_gb``, the pair is processed at a reduced working size and the chroma is
+upsampled with the mono luma as guide. Runs through ONNX Runtime (streamfuse.runtime); never imports torch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from streamfuse.color import merge_luma_chroma
+from streamfuse.engines.base import Engine, EngineError, ReferenceState
+from streamfuse.engines.ccdc import engines_dir, pad_to, upsample_chroma
+from streamfuse.runtime.factory import create_executor
+
+
+def load_duallens_manifest(model: str | Path) -> tuple[dict, Path]:
+    """Read ``<model>/manifest.json`` (a shipped model name under engines/ or a folder path)."""
+    folder = Path(model) if Path(model).is_dir() else engines_dir() / str(model)
+    path = folder / "manifest.json"
+    if not path.is_file():
+        raise EngineError(
+            f"no duallens model at {folder} (manifest.json missing); train one with tools/train_duallens.py "
+            "or reinstall streamfuse to get the shipped weights"
+        )
+    return json.loads(path.read_text()), folder
+
+
+def network_inputs(mono: np.ndarray, ref_ycbcr: np.ndarray, multiple: int) -> dict[str, np.ndarray]:
+    """Graph inputs from a mono frame (H×W uint8) and reference YCbCr (any size): padded, in [0, 1].
+
+    Shared with training (tools/train_duallens.py), so both see the same preprocessing.
+    """
+    h, w = mono.shape
+    ycc = ref_ycbcr if ref_ycbcr.shape[:2] == (h, w) else cv2.resize(ref_ycbcr, (w, h), interpolation=cv2.INTER_CUBIC)
+    y = pad_to(mono[None].astype(np.float32) * (1.0 / 255.0), multiple)
+    ref = pad_to(np.clip(ycc.astype(np.float32) * (1.0 / 255.0), 0, 1).transpose(2, 0, 1), multiple)
+    return {"y": y[None], "ref": np.ascontiguousarray(ref[None])}
+
+
+def estimate_memory_gb(arch: dict, width: int, height: int) -> float:
+    """Rough peak working memory of one inference at (width, height): the feature volume and the shift stack."""
+    s, n = int(arch["stride"]), int(arch["n"])
+    d = math.ceil((int(arch["max_disp"]) - int(arch["min_disp"])) / s) + 1
+    voxels = (width / s) * (height / s) * d
+    volume = voxels * 2 * n * 4 * 4  # concat volume, attention product, first two 3-D conv outputs
+    stack = width * height * d * 2 * 4 * 3  # shifted chroma, weights, product at full resolution
+    return (volume + stack) / 2**30
+
+
+class DualLensEngine(Engine):
+    """Weight-volume colorization of a rectified stereo pair.
+
+    Args:
+        model: shipped model name (folder under engines/) or a folder with manifest.json.
+        backend: executor backend (``onnxruntime`` default; ``tensorrt`` on NVIDIA GPUs).
+        threads: intra-op threads for ONNX Runtime.
+        max_disp: largest disparity (mono-size pixels) to search; None = what the graph searches. A larger
+            value runs at a proportionally reduced working size.
+        reference_side: where the colour camera sits relative to the mono camera after rectification.
+        memory_gb: working-memory budget; larger frames run at a reduced working size to fit.
+    """
+
+    name = "duallens"
+    default_model = "duallens"
+
+    def __init__(
+        self,
+        model: str | None = None,
+        backend: str = "onnxruntime",
+        threads: int | None = None,
+        max_disp: int | None = None,
+        reference_side: str = "right",
+        memory_gb: float = 24.0,
+    ) -> None:
+        super().__init__()
+        if reference_side not in ("right", "left"):
+            raise EngineError(f"{self.name}: reference_side must be 'right' or 'left', got {reference_side!r}")
+        if memory_gb <= 0 or (max_disp is not None and max_disp < 1):
+            raise EngineError(f"{self.name}: need memory_gb > 0 and max_disp >= 1")
+        self.manifest, folder = load_duallens_manifest(model or self.default_model)
+        self.arch = self.manifest["arch"]
+        self.multiple = int(self.manifest["pad_multiple"])
+        self.graph_disp = int(self.arch["max_disp"])
+        self.max_disp = int(max_disp or self.graph_disp)
+        self.flip = reference_side == "left"
+        self.memory_gb = float(memory_gb)
+        opts = {"threads": threads} if threads and backend == "onnxruntime" else {}
+        self.executor = create_executor(folder / self.manifest["onnx"], backend, **opts)
+
+    def work_scale(self, width: int, height: int) -> float:
+        """Downscale factor of the working size: 1 unless the disparity range or the memory budget demand more."""
+        f = max(1.0, self.max_disp / self.graph_disp)
+        while estimate_memory_gb(self.arch, width / f, height / f) > self.memory_gb:
+            f *= 1.25
+        return f
+
+    def _reference_at(self, state: ReferenceState, size: tuple[int, int]) -> np.ndarray:
+        """Reference YCbCr at the working size (flipped for a left reference): computed once per reference."""
+        cached = state.cache.get(("duallens", size))
+        if cached is None:
+            cached = cv2.resize(state.ycbcr, size, interpolation=cv2.INTER_CUBIC)
+            if self.flip:
+                cached = np.ascontiguousarray(cached[:, ::-1])
+            state.cache[("duallens", size)] = cached
+        return cached
+
+    def _colorize(self, mono: np.ndarray, state: ReferenceState) -> np.ndarray:
+        h, w = mono.shape
+        f = self.work_scale(w, h)
+        size = (w, h) if f == 1 else (max(16, round(w / f)), max(16, round(h / f)))
+        mono_w = mono if f == 1 else cv2.resize(mono, size, interpolation=cv2.INTER_AREA)
+        net_mono = np.ascontiguousarray(mono_w[:, ::-1]) if self.flip else mono_w
+        out = self.executor.run(network_inputs(net_mono, self._reference_at(state, size), self.multiple))["cbcr"]
+        chroma = out[0, :, : size[1], : size[0]].transpose(1, 2, 0) * 255.0
+        if self.flip:
+            chroma = chroma[:, ::-1]
+        chroma = np.ascontiguousarray(chroma, dtype=np.float32)
+        if f != 1:
+            chroma = upsample_chroma(mono, mono_w, chroma, detail=1.0, radius=2, eps=1e-3)
+        return merge_luma_chroma(mono, chroma[..., 0], chroma[..., 1])
+
+
+class DualLensPaperEngine(DualLensEngine):
+    """The paper's configuration (n = 32, 8-block ResNets, 4-level 3-D encoder–decoder, volume at 1/2)."""
+
+    name = "duallens-paper"
+    default_model = "duallens-paper"
