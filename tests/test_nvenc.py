@@ -76,3 +76,11 @@ def test_picked_encoder_encodes_and_decodes(tmp_path):
     with av.open(str(path)) as inp:
         decoded = [f.to_ndarray(format="gray") for f in inp.decode(video=0)]
     assert len(decoded) == 5 and abs(float(decoded[4].mean()) - float(decoded[1].mean()) * 4) < 12
+
+
+def test_nvenc_options_translate_x264_settings():
+    assert nvenc.nvenc_options(23, "veryfast") == {"rc": "vbr", "cq": "23", "preset": "p3", "tune": "hq"}
+    live = nvenc.nvenc_options(18, "ultrafast", live=True)
+    assert live["preset"] == "p1" and live["tune"] == "ll" and live["zerolatency"] == "1"
+    assert "crf" not in live  # NVENC has no crf option
+    assert nvenc.nvenc_options(30, "p6")["preset"] == "p6"  # NVENC names pass through

@@ -65,3 +65,32 @@ def pick_encoder(codec: str) -> str:
                 log.info("%s is not usable here (no NVIDIA GPU/driver); encoding with %s", candidates[0], encoder)
             return encoder
     raise ValueError(f"no {family} encoder opens on this machine (tried {', '.join(candidates)}); try codec h264")
+
+
+# x264/x265 speed presets mapped onto NVENC's p1 (fastest) .. p7 (best quality)
+NVENC_PRESETS = {
+    "ultrafast": "p1",
+    "superfast": "p2",
+    "veryfast": "p3",
+    "faster": "p4",
+    "fast": "p4",
+    "medium": "p5",
+    "slow": "p6",
+    "slower": "p7",
+    "veryslow": "p7",
+    "placebo": "p7",
+}
+
+
+def nvenc_options(crf: int, preset: str, live: bool = False) -> dict[str, str]:
+    """PyAV stream options for an NVENC encoder that match x264's ``crf``/``preset`` settings.
+
+    NVENC has no ``crf`` and rejects x264 preset names, so the x264 options cannot be passed through:
+    constant quality (``rc=vbr`` + ``cq``) stands in for crf, and live streams get NVENC's low-latency tune.
+    """
+    options = {"rc": "vbr", "cq": str(int(crf)), "preset": NVENC_PRESETS.get(preset, preset)}
+    if live:
+        options.update(tune="ll", zerolatency="1")
+    else:
+        options["tune"] = "hq"
+    return options
