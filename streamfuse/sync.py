@@ -121,7 +121,7 @@ class SeqTracker:
         elif seq > last + 1:
             self.counts[f"gap_frames_{stream}"] += seq - last - 1
             verdict = "gap"
-        elif seq < min(last, RESTART_SEQ):
+        elif seq == 0 or seq < RESTART_SEQ <= last - seq:
             self.counts[f"restarts_{stream}"] += 1
             verdict = "restart"
         else:

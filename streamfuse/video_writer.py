@@ -15,7 +15,9 @@ log = logging.getLogger("streamfuse.encode")
 
 TIME_BASE = Fraction(1, 90_000)  # the MPEG 90 kHz clock: integer pts, exact for common frame rates
 # Fragmented MP4: the index is written per fragment, so a killed encoder leaves a playable file.
-FRAGMENTED_MP4 = {"movflags": "frag_keyframe+empty_moov+default_base_moof"}
+# flush_packets hands every finished fragment to the OS at once instead of holding it in the 32 KiB I/O buffer.
+FRAGMENTED_MP4 = {"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"}
+MATROSKA = {"flush_packets": "1"}
 
 
 def pick_codec(codec: str) -> str:
@@ -44,7 +46,7 @@ class VideoWriter:
     def _open(self, width: int, height: int) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         suffix = self.path.suffix.lower()
-        options = FRAGMENTED_MP4 if suffix in (".mp4", ".mov") else {}
+        options = FRAGMENTED_MP4 if suffix in (".mp4", ".mov") else MATROSKA
         self._container = av.open(str(self.path), mode="w", options=options)
         codec = pick_codec(self.cfg.codec)
         rate = Fraction(self.fps_hint).limit_denominator(1001)
@@ -54,6 +56,8 @@ class VideoWriter:
         stream.time_base = TIME_BASE
         stream.codec_context.time_base = TIME_BASE
         stream.codec_context.gop_size = max(1, round(self.fps_hint * self.cfg.keyframe_s))
+        # No B-frames: pts stay exactly the capture timestamps (no reorder offset) and latency stays low.
+        stream.codec_context.max_b_frames = 0
         opts = {"crf": str(self.cfg.crf), "preset": self.cfg.preset}
         if codec.startswith("libx26"):
             keyint = max(1, round(self.fps_hint * self.cfg.keyframe_s))

@@ -34,7 +34,7 @@ def load_config(path: str | Path) -> RigConfig:
 
 def config_from_dict(data: dict, base_dir: str | Path = ".", name: str = "<dict>") -> RigConfig:
     """Validate a plain dict (built in code) with the same rules as a YAML file."""
-    node = yaml.compose(yaml.safe_dump(data))
+    node = yaml.compose(yaml.safe_dump(data, sort_keys=False))
     conv = _Converter(Path(base_dir) / name)
     cfg = conv.convert(node, RigConfig, "")
     cfg.source_file = name
