@@ -149,6 +149,7 @@ def sweep_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def print_result(result: dict | list[dict], out: TextIO = sys.stdout) -> None:
-    """Print a single result or a sweep table."""
-    print(sweep_table(result) if isinstance(result, list) else format_result(result), file=out)
+def print_result(result: dict | list[dict], out: TextIO | None = None) -> None:
+    """Print a single result or a sweep table (to stdout by default)."""
+    text = sweep_table(result) if isinstance(result, list) else format_result(result)
+    print(text, file=out if out is not None else sys.stdout)

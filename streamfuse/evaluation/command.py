@@ -20,10 +20,16 @@ def evaluate(
     images_dir: str | Path | None = None,
     plot_path: str | Path | None = None,
     command: str = "",
-    out: TextIO = sys.stdout,
-    progress: TextIO | None = sys.stderr,
+    out: TextIO | None = None,
+    progress: TextIO | None = None,
 ) -> dict:
-    """Run the protocols, print the markdown table of means, and write the requested files; returns the document."""
+    """Run the protocols, print the markdown table of means, and write the requested files; returns the document.
+
+    The table goes to ``out`` (default stdout) and one progress line per dataset and scale to ``progress``
+    (default stderr).
+    """
+    out = out if out is not None else sys.stdout
+    progress = progress if progress is not None else sys.stderr
     saver = ImageSaver(images_dir) if images_dir is not None else None
     seen: dict[tuple, int] = {}
     start = time.perf_counter()
