@@ -28,7 +28,7 @@ PRESETS = {
 }
 NOISE_FLOOR = 2.0  # reference luma noise std (0..255, net of texture) below which it counts as clean
 NOISE_RAMP = 0.5  # the detail term fades in over this much noise above the floor
-FILL_DOWN = 4  # the occlusion fill fits its local models at 1/4 of the working resolution
+FILL_DOWN = 2  # the occlusion fill fits its local models at 1/2 of the working resolution
 
 
 def box(x: np.ndarray, radius: int) -> np.ndarray:
@@ -95,6 +95,8 @@ class GuidedEngine(Engine):
     Args:
         preset: DIS preset, one of ultrafast, fast, medium.
         work_factor: alignment runs at up to this multiple of the reference resolution (capped at the mono one).
+        work_scale: alignment runs at up to this fraction of the mono resolution (never below the reference's);
+            colour carries no finer detail than the reference, so half the mono resolution loses little.
         radius: guided-filter radius of the detail term, in working-resolution pixels.
         eps: guided-filter regularization on a 0..1 luma scale; larger keeps less luma detail in chroma.
         detail: weight of the luma-steered detail term (0 = plain warped chroma, 1 = full guided filter). It
@@ -115,15 +117,16 @@ class GuidedEngine(Engine):
         self,
         preset: str = "ultrafast",
         work_factor: float = 8.0,
+        work_scale: float = 0.5,
         radius: int = 2,
         eps: float = 1e-3,
         detail: float = 1.0,
         seed_flow: bool = True,
-        finest_scale: int | None = 1,
+        finest_scale: int | None = 0,
         refine_iters: int | None = 2,
         smoothness: float = 10.0,
         confidence: float = 30.0,
-        fill_radius: int = 16,
+        fill_radius: int = 8,
         denoise: str = "auto",
     ) -> None:
         super().__init__()
@@ -131,6 +134,8 @@ class GuidedEngine(Engine):
             raise EngineError(f"guided: unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
         if work_factor < 1:
             raise EngineError(f"guided: work_factor must be >= 1, got {work_factor}")
+        if not 0 < work_scale <= 1:
+            raise EngineError(f"guided: work_scale must be in (0, 1], got {work_scale}")
         if radius < 1 or eps <= 0 or not 0 <= detail <= 1:
             raise EngineError("guided: need radius >= 1, eps > 0 and 0 <= detail <= 1")
         if confidence < 0 or fill_radius < FILL_DOWN or smoothness <= 0:
@@ -139,6 +144,7 @@ class GuidedEngine(Engine):
             raise EngineError(f"guided: denoise must be 'auto' or 'off', got {denoise!r}")
         self.preset = preset
         self.work_factor = float(work_factor)
+        self.work_scale = float(work_scale)
         self.radius = int(radius)
         self.eps = float(eps)
         self.detail = float(detail)
@@ -175,7 +181,8 @@ class GuidedEngine(Engine):
         return cv2.bilateralFilter(ycc, d=-1, sigmaColor=3.0 * noise, sigmaSpace=1.5)
 
     def _work_size(self, mono_shape: tuple[int, int], ref_shape: tuple[int, int]) -> tuple[int, int]:
-        scale = min(mono_shape[0] / ref_shape[0], self.work_factor)
+        gap = mono_shape[0] / ref_shape[0]
+        scale = min(gap, self.work_factor, max(1.0, gap * self.work_scale))
         w = min(mono_shape[1], max(8, round(ref_shape[1] * scale)))
         h = min(mono_shape[0], max(8, round(ref_shape[0] * scale)))
         return w, h
@@ -264,4 +271,4 @@ class GuidedEngine(Engine):
             chroma = self._add_detail(mono_w, chroma, weight)
         if size != full:
             chroma = cv2.resize(chroma, full, interpolation=cv2.INTER_LINEAR)
-        return ycbcr_to_rgb(np.dstack([mono.astype(np.float32), chroma]))
+        return ycbcr_to_rgb(cv2.merge([mono.astype(np.float32), *cv2.split(chroma)]))

@@ -25,4 +25,4 @@ class NaiveEngine(Engine):
             cbcr = rgb_to_ycbcr(state.rgb.astype(np.float32))[..., 1:]
             chroma = cv2.resize(cbcr, size, interpolation=cv2.INTER_CUBIC)
             state.cache[size] = chroma
-        return ycbcr_to_rgb(np.dstack([mono.astype(np.float32), chroma]))
+        return ycbcr_to_rgb(cv2.merge([mono.astype(np.float32), *cv2.split(chroma)]))
