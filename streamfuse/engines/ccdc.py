@@ -22,7 +22,7 @@ import numpy as np
 
 from streamfuse.color import merge_luma_chroma
 from streamfuse.engines.base import Engine, EngineError, ReferenceState
-from streamfuse.engines.guided import PRESETS, box, guided_coefficients
+from streamfuse.engines.guided import PRESETS, guided_coefficients
 from streamfuse.runtime.base import Executor
 
 FAST_MULTIPLE = 32  # CCDCFast: stride-2 stem + 3 downsamples + margin
@@ -118,18 +118,18 @@ def pad_to(x: np.ndarray, multiple: int) -> np.ndarray:
 def upsample_chroma(
     mono: np.ndarray, mono_w: np.ndarray, chroma_w: np.ndarray, detail: float, radius: int, eps: float
 ) -> np.ndarray:
-    """Working-resolution chroma (h×w×2, 0..255 scale) to the mono size, with ``detail`` × the guided term."""
+    """Working-resolution chroma (h×w×2, 0..255 scale) to the mono size: bilinear, plus ``detail`` × the
+    high-resolution detail that a luma-guided filter would add (0 = none, 1 = the full guided filter)."""
     full = (mono.shape[1], mono.shape[0])
+    base = cv2.resize(chroma_w, full, interpolation=cv2.INTER_LINEAR)
     if detail <= 0:
-        return cv2.resize(chroma_w, full, interpolation=cv2.INTER_LINEAR)
+        return base
     guide = mono_w.astype(np.float32) * (1.0 / 255.0)
     a, b = guided_coefficients(guide, chroma_w, radius, eps)
-    if detail < 1:
-        b = b + (1.0 - detail) * a * box(guide, radius)[..., None]
-        a = a * detail
     a = cv2.resize(a, full, interpolation=cv2.INTER_LINEAR)
     b = cv2.resize(b, full, interpolation=cv2.INTER_LINEAR)
-    return a * (mono.astype(np.float32) * (1.0 / 255.0))[..., None] + b
+    guided = a * (mono.astype(np.float32) * (1.0 / 255.0))[..., None] + b
+    return base + detail * (guided - base)
 
 
 # --- backends ------------------------------------------------------------------------------------------------

@@ -45,15 +45,27 @@ def _up2(x: torch.Tensor) -> torch.Tensor:
 class CCDCFast(nn.Module):
     """Candidate-blending U-Net at reference resolution (input at the engine's working resolution = 2× ref).
 
+    With ``refine`` the network also predicts a residual to the DIS flow and warps the reference itself
+    (a fourth, learned-alignment candidate); its luma warp error drives the training warping loss.
+
     Input: (B, FAST_IN_CHANNELS, H, W) with H, W multiples of ``2 ** len(widths)``; output (B, 2, H, W): CbCr,
     centred and scaled to (c - 128) / 255.
     """
 
-    def __init__(self, widths: tuple[int, ...] = (24, 32, 48, 64), depth: int = 1, residual_scale: float = 0.25):
+    def __init__(
+        self,
+        widths: tuple[int, ...] = (24, 32, 48, 64),
+        depth: int = 1,
+        residual_scale: float = 0.25,
+        refine: bool = False,
+        max_refine: float = 8.0,
+    ):
         super().__init__()
         self.widths = tuple(widths)
         self.residual_scale = residual_scale
-        n_cand = len(CANDIDATES)
+        self.refine = refine
+        self.max_refine = max_refine
+        n_cand = len(CANDIDATES) + int(refine)
         self.stem = _conv(FAST_IN_CHANNELS, widths[0], stride=2)  # work res -> reference res
         self.enc = nn.ModuleList()
         self.down = nn.ModuleList()
@@ -69,11 +81,13 @@ class CCDCFast(nn.Module):
                     *[_conv(widths[i], widths[i]) for _ in range(depth - 1)],
                 )
             )
-        self.head = nn.Conv2d(widths[0], n_cand + 2, 3, 1, 1)
+        self.head = nn.Conv2d(widths[0], n_cand + 2 + 2 * int(refine), 3, 1, 1)
         with torch.no_grad():  # start as "use the DIS warp": the classical baseline
             self.head.weight.mul_(0.1)
             self.head.bias.zero_()
-            self.head.bias[0] = 4.0
+            self.head.bias[0] = 4.0 if not refine else 2.0
+            if refine:
+                self.head.bias[len(CANDIDATES)] = 2.0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         skips = []
@@ -86,13 +100,20 @@ class CCDCFast(nn.Module):
         for dec in self.dec:
             h = dec(torch.cat([_up2(h), skips.pop()], 1))
         out = _up2(self.head(h))
-        n_cand = len(CANDIDATES)
+        n_fixed = len(CANDIDATES)
+        cands = [x[:, 2 + 4 * k : 4 + 4 * k] for k in range(n_fixed)]
+        if self.refine:
+            zero = 1 + 4 * CANDIDATES.index("zero")
+            flow = x[:, -2:] * 32.0 + self.max_refine * torch.tanh(out[:, n_fixed + 3 : n_fixed + 5])
+            warped = backward_warp(x[:, zero : zero + 3], flow)
+            self.last_warped_y = warped[:, :1]  # kept for the training warping loss
+            cands.append(warped[:, 1:3])
+        n_cand = len(cands)
         weights = torch.softmax(out[:, :n_cand], 1)
         chroma = 0
-        for k in range(n_cand):
-            base = 1 + 4 * k
-            chroma = chroma + weights[:, k : k + 1] * x[:, base + 1 : base + 3]
-        return chroma + self.residual_scale * torch.tanh(out[:, n_cand:])
+        for k, cand in enumerate(cands):
+            chroma = chroma + weights[:, k : k + 1] * cand
+        return chroma + self.residual_scale * torch.tanh(out[:, n_cand : n_cand + 2])
 
 
 # --- paper configuration -------------------------------------------------------------------------------------
@@ -246,8 +267,9 @@ class CCDCPaper(nn.Module):
 # --- configs and factory -------------------------------------------------------------------------------------
 
 CONFIGS: dict[str, dict[str, Any]] = {
-    "ccdc": {"arch": "fast", "widths": [24, 32, 48, 64], "depth": 1, "residual_scale": 0.25},
-    "ccdc-tiny": {"arch": "fast", "widths": [8, 8, 8, 8], "depth": 1, "residual_scale": 0.25},
+    "ccdc": {"arch": "fast", "widths": [24, 32, 48, 64], "depth": 1, "residual_scale": 0.25, "refine": True},
+    "ccdc-norefine": {"arch": "fast", "widths": [24, 32, 48, 64], "depth": 1, "residual_scale": 0.25},
+    "ccdc-tiny": {"arch": "fast", "widths": [8, 8, 8, 8], "depth": 1, "residual_scale": 0.25, "refine": True},
     # Faithful widths: FlowNetS 64-128-256-512-512-1024, 64-channel SELU encoders, 64-channel decoder.
     "ccdc-paper-full": {
         "arch": "paper",
@@ -279,7 +301,11 @@ def build_model(config: dict[str, Any]) -> nn.Module:
     arch = cfg.pop("arch", "fast")
     if arch == "fast":
         return CCDCFast(
-            tuple(cfg.get("widths", (24, 32, 48, 64))), int(cfg.get("depth", 1)), float(cfg.get("residual_scale", 0.25))
+            tuple(cfg.get("widths", (24, 32, 48, 64))),
+            int(cfg.get("depth", 1)),
+            float(cfg.get("residual_scale", 0.25)),
+            bool(cfg.get("refine", False)),
+            float(cfg.get("max_refine", 8.0)),
         )
     if arch == "paper":
         return CCDCPaper(
