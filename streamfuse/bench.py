@@ -53,8 +53,14 @@ def bench_engine(
     frames: int = 150,
     options: dict | None = None,
     warmup: int = WARMUP,
+    threads: int | None = None,
 ) -> dict:
-    """Engine-only throughput: ``warmup`` untimed frames, then ``frames`` timed ones (reference + colorize)."""
+    """Engine-only throughput: ``warmup`` untimed frames, then ``frames`` timed ones (reference + colorize).
+
+    ``threads`` sets OpenCV's thread count (None keeps its default, one per core).
+    """
+    if threads is not None:
+        cv2.setNumThreads(int(threads))
     eng = load_engine(engine, **(options or {}))
     times: list[float] = []
     cpu = 0.0
@@ -115,6 +121,10 @@ def sweep(engine: str, scale: float, frames: int, options: dict | None = None) -
     return [bench_engine(engine, size, scale, frames, options) for size in SWEEP_SIZES]
 
 
+def _num(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1f}"
+
+
 def format_result(r: dict) -> str:
     """One human-readable block for an engine-only (and optional end-to-end) result."""
     lines = [
@@ -128,10 +138,10 @@ def format_result(r: dict) -> str:
         e2e = r["e2e_fps"]
         ratio = "—" if not e2e else f"{e2e / r['fps']:.2f}"
         lines.append(
-            f"  end-to-end    {e2e if e2e is not None else '—'} fps ({r['pipeline_mode']})   "
-            f"capture->encode p50 {r['latency_p50_ms']} ms   p99 {r['latency_p99_ms']} ms   "
-            f"frames out {r['frames_out']}   e2e/engine = {ratio}"
+            f"  end-to-end    {_num(e2e)} fps ({r['pipeline_mode']})   capture->encode p50 "
+            f"{_num(r['latency_p50_ms'])} ms   p99 {_num(r['latency_p99_ms'])} ms   frames out {r['frames_out']}"
         )
+        lines.append(f"  ratio         end-to-end / engine-only = {ratio}")
     return "\n".join(lines)
 
 

@@ -256,6 +256,7 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
         help="offline: as fast as possible, no drops (throughput); live: paced at 30 fps (latency)",
     )
     p.add_argument("--sweep", action="store_true", help="cost versus pixels from 320x240 to 1280x720")
+    p.add_argument("--threads", type=int, help="OpenCV threads for the engine-only run (default: one per core)")
     p.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE", help="engine option (repeatable)")
     p.set_defaults(func=_cmd_bench)
 
@@ -274,7 +275,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if args.sweep:
         result: dict | list = bench.sweep(args.engine, args.scale, args.frames, options)
     else:
-        result = bench.bench_engine(args.engine, args.size, args.scale, args.frames, options)
+        result = bench.bench_engine(args.engine, args.size, args.scale, args.frames, options, threads=args.threads)
         if args.pipeline:
             result.update(
                 bench.bench_pipeline(args.engine, args.size, args.scale, args.frames, options, args.pipeline_mode)

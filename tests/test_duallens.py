@@ -1,0 +1,174 @@
+"""duallens: the shipped engine through ONNX Runtime, the network's weighted-average semantics, export parity."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from streamfuse.color import luma, rgb_to_ycbcr
+from streamfuse.engines import load_engine
+from streamfuse.engines.base import EngineError
+from streamfuse.engines.ccdc import engines_dir, sha256_file
+from streamfuse.engines.duallens import estimate_memory_gb
+from streamfuse.engines.registry import available_engines
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def stereo_scene(w: int = 160, h: int = 96, disp: int = 12, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A rectified pair: coloured blocks on a textured background; the right view sees them ``disp`` px left."""
+    rng = np.random.default_rng(seed)
+    tex = cv2.resize(
+        rng.integers(0, 255, (h // 8, (w + 64) // 8, 3), dtype=np.uint8), (w + 64, h), interpolation=cv2.INTER_CUBIC
+    )
+    for _ in range(6):
+        x, y = rng.integers(0, w + 40), rng.integers(0, h - 20)
+        tex[y : y + 20, x : x + 24] = rng.integers(0, 255, 3)
+    left = tex[:, 32 : 32 + w].copy()
+    right = tex[:, 32 + disp : 32 + disp + w].copy()
+    return left, right
+
+
+def chroma_psnr(out: np.ndarray, truth: np.ndarray, border: int = 8) -> float:
+    d = rgb_to_ycbcr(out).astype(np.float64)[..., 1:] - rgb_to_ycbcr(truth).astype(np.float64)[..., 1:]
+    d = d[border:-border, border:-border]
+    return float(10 * np.log10(255.0**2 / max(np.mean(d**2), 1e-9)))
+
+
+@pytest.fixture(scope="module")
+def engine():
+    return load_engine("duallens", threads=1)
+
+
+def test_both_configs_are_registered() -> None:
+    assert {"duallens", "duallens-paper"} <= set(available_engines())
+
+
+@pytest.mark.parametrize("name", ["duallens", "duallens-paper"])
+def test_manifest_records_training_and_hashes(name: str) -> None:
+    folder = engines_dir() / name
+    manifest = json.loads((folder / "manifest.json").read_text())
+    for key in ("arch", "training", "sha256", "onnx", "pad_multiple"):
+        assert key in manifest
+    for fname, digest in manifest["sha256"].items():
+        assert sha256_file(folder / fname) == digest
+    training = manifest["training"]
+    assert training["steps"] > 0 and "command" in training and "validation" in training
+
+
+def test_colorizes_a_shifted_pair_better_than_copying_the_reference(engine) -> None:
+    left, right = stereo_scene()
+    mono = luma(left)
+    out = engine.colorize(mono, engine.prepare_reference(right))
+    assert out.shape == left.shape and out.dtype == np.uint8
+    # The mono luma is kept (up to rounding and RGB gamut clipping of saturated colours).
+    assert np.abs(luma(out).astype(int) - mono.astype(int)).mean() < 1.0
+    copy = cv2.cvtColor(
+        np.dstack([mono, rgb_to_ycbcr(right)[..., 2], rgb_to_ycbcr(right)[..., 1]]), cv2.COLOR_YCrCb2RGB
+    )
+    assert chroma_psnr(out, left) > chroma_psnr(copy, left) + 2
+
+
+def test_left_reference_rig_is_the_mirror_image(engine) -> None:
+    left, right = stereo_scene(seed=2)
+    right_rig = engine
+    left_rig = load_engine("duallens", threads=1, reference_side="left")
+    a = right_rig.colorize(luma(left), right)
+    b = left_rig.colorize(np.ascontiguousarray(luma(left)[:, ::-1]), np.ascontiguousarray(right[:, ::-1]))
+    assert np.array_equal(a, b[:, ::-1])
+
+
+def test_large_disparity_request_runs_at_a_reduced_working_size() -> None:
+    engine = load_engine("duallens", threads=1, max_disp=640)
+    assert engine.work_scale(160, 96) >= 4
+    left, right = stereo_scene(w=192, h=96, disp=40)
+    out = engine.colorize(luma(left), right)
+    assert out.shape == left.shape
+
+
+def test_memory_budget_lowers_the_working_size(engine) -> None:
+    assert engine.work_scale(1280, 1100) == 1.0
+    small = load_engine("duallens", threads=1, memory_gb=0.05)
+    f = small.work_scale(1280, 1100)
+    assert f > 1.0
+    assert estimate_memory_gb(small.arch, 1280 / f, 1100 / f) <= 0.05 < estimate_memory_gb(small.arch, 1280, 1100)
+
+
+@pytest.mark.parametrize("opts", [{"reference_side": "up"}, {"memory_gb": 0}, {"model": "no-such-model"}])
+def test_bad_options_raise_engine_error(opts: dict) -> None:
+    with pytest.raises(EngineError):
+        load_engine("duallens", **opts)
+
+
+def test_engine_runtime_never_imports_torch() -> None:
+    code = (
+        "import sys, numpy as np\n"
+        "from streamfuse.engines import load_engine\n"
+        "e = load_engine('duallens', threads=1)\n"
+        "e.colorize(np.full((64, 96), 90, np.uint8), np.full((64, 96, 3), 120, np.uint8))\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+# --- network semantics and export parity (need torch) -------------------------------------------------------
+
+TINY = {
+    "n": 4,
+    "blocks": 1,
+    "stride": 2,
+    "levels": 1,
+    "max_disp": 8,
+    "min_disp": -2,
+    "residue_n": 4,
+    "residue_blocks": 1,
+}
+
+
+def test_peaked_weights_copy_the_reference_chroma_at_that_disparity() -> None:
+    torch = pytest.importorskip("torch")
+    from streamfuse.models.duallens_arch import build_model, hat_filter, shift_stack
+
+    net = build_model(TINY).eval()
+    cands = net.candidates()
+    k = list(cands).index(2)  # disparity 2 candidates x stride 2 = 4 px
+    logits = torch.full((1, len(cands), 8, 16), -50.0)
+    logits[:, k] = 50.0
+    net.weight_logits = lambda y, ref_y: logits  # the weight volume, forced to one disparity
+    ref = torch.rand(1, 3, 16, 32)
+    out = net(torch.rand(1, 1, 16, 32), ref)  # residue nets start at zero: out is the rough colorization
+    # A one-hot volume copies the reference chroma from 4 px to the left (hat-filtered: sub-stride blending).
+    want = shift_stack(hat_filter(ref[:, 1:], net.hat), range(4, 5))[:, :, 0]
+    assert torch.allclose(out, want, atol=1e-5)
+    assert torch.allclose(out[..., 6:], hat_filter(ref[:, 1:], net.hat)[..., 2:-4], atol=1e-5)
+
+
+def test_unknown_config_key_is_named() -> None:
+    pytest.importorskip("torch")
+    from streamfuse.models.duallens_arch import build_model
+
+    with pytest.raises(ValueError, match="widths"):
+        build_model({"widths": 3})
+
+
+def test_onnx_export_matches_torch(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    sys.path.insert(0, str(ROOT / "tools"))
+    import export_duallens
+
+    from streamfuse.models.duallens_arch import build_model
+
+    torch.manual_seed(0)
+    net = build_model(TINY).eval()
+    for p in net.parameters():  # leave the zero init so the residue branch and W are exercised
+        p.data.add_(0.05 * torch.randn_like(p))
+    path = tmp_path / "tiny.onnx"
+    export_duallens.export(net, path, h=16, w=24)
+    assert export_duallens.parity(net, path, 20, 36) < export_duallens.PARITY_TOL
+    assert export_duallens.parity(net, path, 32, 16, seed=3) < export_duallens.PARITY_TOL
