@@ -14,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import queue
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +36,9 @@ class SocketDefaults:
     offline_hwm: int = 8
     """Messages queued per link in offline mode; backpressure beyond this."""
     linger_ms: int = 2000
-    """How long close() may wait to flush queued messages (offline EOS markers must get out)."""
+    """Live mode: how long close() may wait to flush queued messages."""
+    offline_linger_ms: int = -1
+    """Offline mode: close() waits until every queued message reached the peer (nothing is lost at the end)."""
     poll_ms: int = 100
     """Poll interval of node loops, so stop requests are seen promptly."""
     send_timeout_ms: int = 100
@@ -53,8 +56,12 @@ class Sender(ABC):
     """The sending end of a link."""
 
     @abstractmethod
-    def send(self, parts: list, block: bool) -> bool:
+    def send(self, parts: list, block: bool, stop=None) -> bool:
         """Send one multipart message; with block=False return False (drop) when the link is full."""
+
+    @abstractmethod
+    def wait_consumed(self, timeout_s: float, stop=None) -> bool:
+        """Wait until the receiver has read everything sent (it closed its end)."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the socket."""
@@ -121,7 +128,7 @@ class ZmqContext:
         sock.setsockopt(zmq.MAXMSGSIZE, max_message_bytes)  # oversized messages never reach memory
         self._secure_server(sock, ep)
         if ep.url.startswith("ipc://"):
-            Path(ep.url[len("ipc://"):]).parent.mkdir(parents=True, exist_ok=True)
+            Path(ep.url[len("ipc://") :]).parent.mkdir(parents=True, exist_ok=True)
         try:
             sock.bind(ep.url)
         except zmq.ZMQError as exc:
@@ -129,8 +136,9 @@ class ZmqContext:
             raise ConfigError(f"cannot bind {ep.url}: {exc}; is another node already using it?") from None
         return sock
 
-    def connect_push(self, ep: EndpointConfig, hwm: int) -> zmq.Socket:
-        """A PUSH socket connected to ``ep``; CURVE client when keys are configured."""
+    def connect_push(self, ep: EndpointConfig, hwm: int) -> tuple[zmq.Socket, zmq.Socket]:
+        """A PUSH socket connected to ``ep`` (CURVE client when keys are configured), and a monitor socket that
+        reports when the peer disconnects."""
         sock = self.ctx.socket(zmq.PUSH)
         self._apply_defaults(sock, hwm)
         sock.setsockopt(zmq.IMMEDIATE, 1)  # never queue frames for a peer that is not connected
@@ -143,8 +151,9 @@ class ZmqContext:
             if secret is None:
                 raise ConfigError(f"{ep.client_secret_key} holds no secret key; use the .key_secret file")
             sock.curve_publickey, sock.curve_secretkey, sock.curve_serverkey = public, secret, server_public
+        monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
         sock.connect(ep.url)
-        return sock
+        return sock, monitor
 
     def _secure_server(self, sock: zmq.Socket, ep: EndpointConfig) -> None:
         if not ep.server_secret_key:
@@ -167,7 +176,9 @@ class ZmqContext:
         if ep.authorized_clients:
             self._auth.configure_curve(domain="*", location=ep.authorized_clients)
         else:
-            raise ConfigError(f"endpoint {ep.url}: CURVE server needs authorized_clients (a folder of client .key files)")
+            raise ConfigError(
+                f"endpoint {ep.url}: CURVE server needs authorized_clients (a folder of client .key files)"
+            )
         sock.curve_secretkey, sock.curve_publickey, sock.curve_server = secret, public, True
 
     def close(self) -> None:
@@ -180,7 +191,8 @@ class ZmqSender(Sender):
     """PUSH end of a link."""
 
     def __init__(self, zctx: ZmqContext, ep: EndpointConfig, live: bool) -> None:
-        self.sock = zctx.connect_push(ep, DEFAULTS.live_hwm if live else DEFAULTS.offline_hwm)
+        self.sock, self._monitor = zctx.connect_push(ep, DEFAULTS.live_hwm if live else DEFAULTS.offline_hwm)
+        self.sock.setsockopt(zmq.LINGER, DEFAULTS.linger_ms if live else DEFAULTS.offline_linger_ms)
         self.url = ep.url
 
     def send(self, parts: list, block: bool, stop=None) -> bool:
@@ -193,8 +205,24 @@ class ZmqSender(Sender):
                 if not block or (stop is not None and stop()):
                     return False
 
-    def close(self) -> None:
-        self.sock.close()
+    def wait_consumed(self, timeout_s: float, stop=None) -> bool:
+        """After the end-of-stream marker: wait until the receiver closes its end, i.e. it has read everything.
+
+        ZeroMQ drops messages still queued on the receiving side when the sender disconnects first, so an
+        offline sender stays connected until then. Returns False on timeout or stop.
+        """
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and not (stop is not None and stop()):
+            if self._monitor.poll(DEFAULTS.poll_ms):
+                self._monitor.recv_multipart()
+                return True
+        return False
+
+    def close(self, abandon: bool = False) -> None:
+        """Close; queued messages are still delivered (offline: however long that takes) unless ``abandon``."""
+        self.sock.disable_monitor()
+        self._monitor.close(linger=0)
+        self.sock.close(linger=0 if abandon else None)
 
 
 class ZmqInbox(Inbox):
@@ -242,10 +270,16 @@ class MemorySender(Sender):
         self.q = q
         self.link = link
 
+    def wait_consumed(self, timeout_s: float, stop=None) -> bool:
+        return True
+
     def send(self, parts: list, block: bool, stop=None) -> bool:
         try:
-            self.q.put((self.link, [bytes(p) if not hasattr(p, "shape") else p.tobytes() for p in parts]),
-                       block=block, timeout=None)
+            self.q.put(
+                (self.link, [bytes(p) if not hasattr(p, "shape") else p.tobytes() for p in parts]),
+                block=block,
+                timeout=None,
+            )
             return True
         except queue.Full:
             return False

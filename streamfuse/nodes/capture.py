@@ -9,10 +9,10 @@ from pathlib import Path
 
 from streamfuse.config.schema import RigConfig
 from streamfuse.errors import SourceError
-from streamfuse.nodes.common import TRUTH_STREAM_FLAG, Reporter, StopFlag, stream_ids
+from streamfuse.nodes.common import TRUTH_STREAM_FLAG, Reporter, StopFlag, finish_streams, stream_ids
 from streamfuse.sources import CapturedFrame, open_source
 from streamfuse.transport import Sender, ZmqContext, ZmqSender, endpoint_for
-from streamfuse.wire import encode_eos, encode_frame
+from streamfuse.wire import encode_frame
 
 log = logging.getLogger("streamfuse.capture")
 
@@ -94,17 +94,20 @@ class CaptureNode:
             finally:
                 source.close()
 
+    def _finish(self) -> None:
+        finish_streams(self.sender, [(self.stream, self.seq)], self.live, self.stop)
+
     def run(self) -> dict:
         """Publish frames until the source ends, the frame limit is reached or a stop is requested."""
         sent = dropped = 0
         for frame, source_live in self._frames():
             ts = self._stamp(frame, source_live)
             image = self._rectifier.apply(frame.image) if self._rectifier else frame.image
-            parts = list(encode_frame(image, self.stream, self.seq, ts, wall_ns=time.time_ns()))
-            ok = self.sender.send(parts, block=not self.live, stop=self.stop)
-            if ok and frame.truth is not None:
+            if frame.truth is not None:  # the truth goes first, so it is there when its mono frame is fused
                 truth = list(encode_frame(frame.truth, self.stream | TRUTH_STREAM_FLAG, self.seq, ts))
                 self.sender.send(truth, block=not self.live, stop=self.stop)
+            parts = list(encode_frame(image, self.stream, self.seq, ts, wall_ns=time.time_ns()))
+            ok = self.sender.send(parts, block=not self.live, stop=self.stop)
             self.seq += 1
             if ok:
                 sent += 1
@@ -113,20 +116,21 @@ class CaptureNode:
                 dropped += 1
                 if not self.live:
                     break  # a blocking send only fails when a stop was requested
-        self.sender.send(list(encode_eos(self.stream, self.seq)), block=True, stop=_deadline(5.0))
-        summary = {"camera": self.camera, "sent": sent, "dropped": dropped, "fps": self.reporter.fps(),
-                   **self.reporter.counts}
+        self._finish()
+        summary = {
+            "camera": self.camera,
+            "sent": sent,
+            "dropped": dropped,
+            "fps": self.reporter.fps(),
+            **self.reporter.counts,
+        }
         self.reporter.emit("summary", **summary)
         return summary
 
 
-def _deadline(seconds: float):
-    end = time.monotonic() + seconds
-    return lambda: time.monotonic() > end
-
-
-def run_capture_node(cfg: RigConfig, camera: str, run_dir: str | Path, frames: int | None, epoch_ns: int | None,
-                     report: bool = True) -> dict:
+def run_capture_node(
+    cfg: RigConfig, camera: str, run_dir: str | Path, frames: int | None, epoch_ns: int | None, report: bool = True
+) -> dict:
     """Run a capture node with real ZeroMQ sockets until done (the `streamfuse node capture` command)."""
     stop = StopFlag().install()
     zctx = ZmqContext()

@@ -13,9 +13,12 @@ from typing import Any
 import numpy as np
 
 from streamfuse.config.schema import RigConfig
-from streamfuse.wire import Limits
+from streamfuse.transport import Sender
+from streamfuse.wire import Limits, encode_eos
 
 TRUTH_STREAM_FLAG = 0x8000  # the synthetic mono camera sends its ground truth as stream (mono id | flag)
+OFFLINE_DRAIN_S = 24 * 3600.0  # offline: how long a finished sender waits for a slow receiver to read everything
+LIVE_DRAIN_S = 2.0  # live: how long a finished sender tries to deliver its end marker
 
 
 def stream_ids(cfg: RigConfig) -> dict[str, int]:
@@ -31,6 +34,22 @@ def wire_limits(cfg: RigConfig) -> Limits:
 def max_message_bytes(cfg: RigConfig) -> int:
     """Largest message a socket accepts (an RGB frame at the pixel limit plus its header)."""
     return cfg.limits.max_pixels * 3 + 1024
+
+
+def finish_streams(sender: Sender, streams: list[tuple[int, int]], live: bool, stop: StopFlag) -> None:
+    """Send end-of-stream markers (stream id, next seq) and stay connected until the receiver read everything.
+
+    Offline this waits as long as the receiver works (or until a stop request); live it gives up after a moment.
+    """
+    limit = _deadline(LIVE_DRAIN_S) if live else stop
+    delivered = all(sender.send(list(encode_eos(stream, seq)), block=True, stop=limit) for stream, seq in streams)
+    if delivered:
+        sender.wait_consumed(LIVE_DRAIN_S if live else OFFLINE_DRAIN_S, stop)
+
+
+def _deadline(seconds: float):
+    end = time.monotonic() + seconds
+    return lambda: time.monotonic() > end
 
 
 class StopFlag:

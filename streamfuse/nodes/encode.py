@@ -91,8 +91,9 @@ def run_encode_node(cfg: RigConfig, run_dir: str | Path, report: bool = True) ->
     """Run the encoder node with real ZeroMQ sockets until done (the `streamfuse node encode` command)."""
     stop = StopFlag().install()
     zctx = ZmqContext()
-    inbox = ZmqInbox(zctx, {"output": endpoint_for(cfg, "output", run_dir)}, cfg.mode == "live",
-                     max_message_bytes(cfg) * 2)
+    inbox = ZmqInbox(
+        zctx, {"output": endpoint_for(cfg, "output", run_dir)}, cfg.mode == "live", max_message_bytes(cfg) * 2
+    )
     try:
         return EncodeNode(cfg, inbox, stop, Reporter("encode", enabled=report)).run()
     finally:

@@ -16,13 +16,14 @@ from streamfuse.nodes.common import (
     TRUTH_STREAM_FLAG,
     Reporter,
     StopFlag,
+    finish_streams,
     max_message_bytes,
     stream_ids,
     wire_limits,
 )
 from streamfuse.sync import ReferenceTracker, SeqTracker
 from streamfuse.transport import DEFAULTS, Inbox, Sender, ZmqContext, ZmqInbox, ZmqSender, endpoint_for
-from streamfuse.wire import Header, PixelFormat, WireError, decode_frame, encode_eos, encode_frame
+from streamfuse.wire import Header, PixelFormat, WireError, decode_frame, encode_frame
 
 log = logging.getLogger("streamfuse.fuse")
 
@@ -33,8 +34,15 @@ COLOUR_WAIT_S = 10.0  # offline: give up waiting for a silent colour camera afte
 class FuseNode:
     """The fusion loop over an Inbox (mono + colour links) and a Sender (to the encoder)."""
 
-    def __init__(self, cfg: RigConfig, engine: Engine, inbox: Inbox, out: Sender, stop: StopFlag,
-                 reporter: Reporter | None = None) -> None:
+    def __init__(
+        self,
+        cfg: RigConfig,
+        engine: Engine,
+        inbox: Inbox,
+        out: Sender,
+        stop: StopFlag,
+        reporter: Reporter | None = None,
+    ) -> None:
         self.cfg = cfg
         self.engine = engine
         self.inbox = inbox
@@ -67,8 +75,9 @@ class FuseNode:
         self.rejects[reason] += 1
         now = time.monotonic()
         if now - self._last_reject_log > 1.0:  # rate-limited: a flood of bad messages must not flood the log
-            log.warning("dropped a bad message on link %s: %s (%d rejected so far)", link, detail,
-                        sum(self.rejects.values()))
+            log.warning(
+                "dropped a bad message on link %s: %s (%d rejected so far)", link, detail, sum(self.rejects.values())
+            )
             self._last_reject_log = now
 
     def _expect(self, link: str, header: Header) -> str | None:
@@ -148,10 +157,7 @@ class FuseNode:
     def _fuse_one(self, header: Header, mono: np.ndarray) -> None:
         pairing = self.tracker.pair(header.ts_ns)
         t0 = time.perf_counter()
-        if pairing.state is None:
-            result = gray_to_rgb(mono)
-        else:
-            result = self.engine.colorize(mono, pairing.state)
+        result = gray_to_rgb(mono) if pairing.state is None else self.engine.colorize(mono, pairing.state)
         self.engine_ms.append((time.perf_counter() - t0) * 1000)
         truth = self.truth.pop(header.seq, None)
         if truth is not None:
@@ -191,9 +197,10 @@ class FuseNode:
         if self.pending and not self.live:
             self.tracker.colour_done = True  # stopping: fuse what is held rather than lose it
             self.process_ready()
-        for index in range(len(self.cfg.outputs)):
-            self.out.send(list(encode_eos(index, self.out_seq)), block=True, stop=_after(5.0))
-        return self.summary()
+        summary = self.summary()
+        self.inbox.close()  # upstream nodes waiting for us to read everything may now exit
+        finish_streams(self.out, [(i, self.out_seq) for i in range(len(self.cfg.outputs))], self.live, self.stop)
+        return summary
 
     def summary(self) -> dict:
         summary = {
@@ -211,11 +218,6 @@ class FuseNode:
         }
         self.reporter.emit("summary", **summary)
         return summary
-
-
-def _after(seconds: float):
-    end = time.monotonic() + seconds
-    return lambda: time.monotonic() > end
 
 
 def run_fuse_node(cfg: RigConfig, run_dir: str | Path, report: bool = True) -> dict:

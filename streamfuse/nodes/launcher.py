@@ -58,8 +58,14 @@ class _Child:
 class Launcher:
     """Runs one rig on this host."""
 
-    def __init__(self, cfg: RigConfig, config_path: Path, frames: int | None = None, duration: float | None = None,
-                 status: TextIO | None = sys.stderr) -> None:
+    def __init__(
+        self,
+        cfg: RigConfig,
+        config_path: Path,
+        frames: int | None = None,
+        duration: float | None = None,
+        status: TextIO | None = sys.stderr,
+    ) -> None:
         self.cfg = cfg
         self.config_path = config_path
         self.frames = frames
@@ -69,8 +75,18 @@ class Launcher:
         self._stop_reason: str | None = None
 
     def _argv(self, role: str, run_dir: str, name: str | None, epoch_ns: int) -> list[str]:
-        argv = [sys.executable, "-m", "streamfuse", "node", role, "--config", str(self.config_path),
-                "--run-dir", run_dir, "--report"]
+        argv = [
+            sys.executable,
+            "-m",
+            "streamfuse",
+            "node",
+            role,
+            "--config",
+            str(self.config_path),
+            "--run-dir",
+            run_dir,
+            "--report",
+        ]
         if name:
             argv += ["--name", name]
         if role == "capture":
@@ -211,7 +227,8 @@ def format_summary(s: dict) -> str:
         f"  frames          in {s['frames_in']}  out {s['frames_out']}",
         f"  throughput      end-to-end {num(s['e2e_fps'], ' fps')}  fusion {num(s['fuse_fps'], ' fps')}"
         f"  engine p50 {num(s['engine_ms_p50'], ' ms')}",
-        f"  latency         capture->encode p50 {num(s['latency_p50_ms'], ' ms')}  p99 {num(s['latency_p99_ms'], ' ms')}",
+        f"  latency         capture->encode p50 {num(s['latency_p50_ms'], ' ms')}"
+        f"  p99 {num(s['latency_p99_ms'], ' ms')}",
         f"  drops           capture {s['capture_dropped']}  stale mono {s['fuse_stale_dropped']}"
         f"  output {s['fuse_output_dropped']}  rejected {sum(s['rejected'].values())} {s['rejected'] or ''}",
         f"  references      {s['sync'] or {}}",
@@ -224,8 +241,12 @@ def format_summary(s: dict) -> str:
     return "\n".join(lines)
 
 
-def run_rig(config_path: str | Path, frames: int | None = None, duration: float | None = None,
-            status: TextIO | None = sys.stderr) -> dict:
+def run_rig(
+    config_path: str | Path,
+    frames: int | None = None,
+    duration: float | None = None,
+    status: TextIO | None = sys.stderr,
+) -> dict:
     """Validate a rig.yaml (nothing starts if it is wrong), run it, and return the summary."""
     path = Path(config_path)
     cfg = load_config(path)
