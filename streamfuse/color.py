@@ -6,9 +6,7 @@ import cv2
 import numpy as np
 
 # BT.601 full-range (JPEG) RGB -> YCbCr matrix; offsets are +128 on Cb and Cr.
-_RGB2YCC = np.array(
-    [[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]], dtype=np.float32
-)
+_RGB2YCC = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]], dtype=np.float32)
 _YCC2RGB = np.linalg.inv(_RGB2YCC).astype(np.float32)
 _RGB2YCC_AFFINE = np.hstack([_RGB2YCC, np.array([[0.0], [128.0], [128.0]], np.float32)])
 _YCC2RGB_AFFINE = np.hstack([_YCC2RGB, -_YCC2RGB[:, 1:] @ np.full((2, 1), 128.0, np.float32)])

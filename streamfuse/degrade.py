@@ -42,6 +42,9 @@ def warp_homography(img: np.ndarray, homography: np.ndarray) -> np.ndarray:
     """Warp an image by a 3×3 homography (output pixel x samples input at H⁻¹x), replicating borders."""
     h, w = img.shape[:2]
     return cv2.warpPerspective(
-        img, np.asarray(homography, dtype=np.float64), (w, h), flags=cv2.INTER_LINEAR,
+        img,
+        np.asarray(homography, dtype=np.float64),
+        (w, h),
+        flags=cv2.INTER_LINEAR,
         borderMode=cv2.BORDER_REFLECT101,
     )

@@ -1,9 +1,10 @@
 """Pairing mono frames with colour references, and the temporal reference reuse policy (DESIGN §2).
 
-Each mono frame at time t is paired with the newest colour frame whose timestamp is <= t + tolerance. The prepared
-reference state (engine.prepare_reference) is made once per colour frame, on first use, and reused for every mono frame
-that pairs with it. A reference older than ``max_reference_age_ms`` triggers the fallback: ``grey`` passes the mono frame
-through, ``last`` keeps using the newest reference there is. Every decision is counted.
+Each mono frame at time t is paired with the newest colour frame whose timestamp is <= t + tolerance.
+The prepared reference state (engine.prepare_reference) is made once per colour frame, on first use, and
+reused for every mono frame that pairs with it. A reference older than ``max_reference_age_ms`` triggers the
+fallback: ``grey`` passes the mono frame through, ``last`` keeps using the newest reference there is.
+Every decision is counted.
 """
 
 from __future__ import annotations
@@ -114,7 +115,7 @@ class SeqTracker:
         self.counts: Counter = Counter()
 
     def check(self, stream: int, seq: int) -> str:
-        """Classify a seq: ok, gap (frames missing before it), restart (seq fell back near 0), or stale (duplicate/old)."""
+        """Classify a seq: ok, gap (frames missing before it), restart (fell back near 0), or stale (duplicate)."""
         last = self.last.get(stream)
         if last is None or seq == last + 1:
             verdict = "ok"

@@ -5,9 +5,10 @@ The header is a 48-byte little-endian struct (version 1):
     magic "SF" | version u8 | pixfmt u8 | flags u8 | pad u8 | stream u16 | seq u64 | ts_ns i64 | wall_ns i64 |
     width u32 | height u32
 
-``ts_ns`` is the capture timestamp (integer ns; it drives sync and the video pts), ``wall_ns`` the host wall clock when the
-frame was captured (it measures capture->encode latency). The dtype follows from the pixel format. Every field and the exact
-buffer size are validated on receive, and the dimension limit is checked before anything is allocated.
+``ts_ns`` is the capture timestamp (integer ns; it drives sync and the video pts), ``wall_ns`` the host wall
+clock when the frame was captured (it measures capture->encode latency). The dtype follows from the pixel format.
+Every field and the exact buffer size are validated on receive, and the dimension limit is checked before
+anything is allocated.
 """
 
 from __future__ import annotations
@@ -98,9 +99,7 @@ def pack_header(h: Header) -> bytes:
     )
 
 
-def encode_frame(
-    frame: np.ndarray, stream: int, seq: int, ts_ns: int, wall_ns: int = 0
-) -> tuple[bytes, np.ndarray]:
+def encode_frame(frame: np.ndarray, stream: int, seq: int, ts_ns: int, wall_ns: int = 0) -> tuple[bytes, np.ndarray]:
     """Build the two message parts for a frame; the frame part is sent zero-copy by the transport."""
     frame = np.ascontiguousarray(frame)
     header = Header(stream, seq, ts_ns, frame.shape[1], frame.shape[0], pixfmt_of(frame), wall_ns)
@@ -156,8 +155,8 @@ def decode_frame(parts: list, limits: Limits = Limits()) -> tuple[Header, np.nda
     expected = header.pixfmt.nbytes(header.width, header.height)
     if len(payload) != expected:
         raise WireError(
-            "bad_size", f"buffer is {len(payload)} bytes, {header.width}x{header.height} {header.pixfmt.name} "
-            f"needs {expected}"
+            "bad_size",
+            f"buffer is {len(payload)} bytes, {header.width}x{header.height} {header.pixfmt.name} needs {expected}",
         )
     shape = (header.height, header.width) + ((3,) if header.pixfmt.channels == 3 else ())
     frame = np.frombuffer(payload, dtype=header.pixfmt.dtype).reshape(shape)

@@ -80,8 +80,9 @@ def test_not_yaml_and_empty(tmp_path: Path) -> None:
 
 def test_run_with_bad_config_exits_nonzero_and_starts_nothing(tmp_path: Path, good: str) -> None:
     path = write(tmp_path, good.replace("scale: 4", "scale: 4\n  colour: 3"))
-    proc = subprocess.run([sys.executable, "-m", "streamfuse", "run", str(path)], capture_output=True, text=True,
-                          timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "streamfuse", "run", str(path)], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 2
     assert "key 'synthetic.colour' unknown key" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -90,6 +91,7 @@ def test_run_with_bad_config_exits_nonzero_and_starts_nothing(tmp_path: Path, go
 
 def test_unknown_engine_is_refused_before_start(tmp_path: Path, good: str) -> None:
     path = write(tmp_path, good + "engine: {name: magic}\n")
-    proc = subprocess.run([sys.executable, "-m", "streamfuse", "run", str(path)], capture_output=True, text=True,
-                          timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "streamfuse", "run", str(path)], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 2 and "unknown engine 'magic'" in proc.stderr

@@ -86,7 +86,15 @@ def test_colour_restart_resets_history() -> None:
 def test_seq_tracker_counts_gaps_restarts_and_stale() -> None:
     seqs = SeqTracker()
     assert [seqs.check(1, s) for s in (0, 1, 2, 5, 5, 3, 6, 0, 1)] == [
-        "ok", "ok", "ok", "gap", "stale", "stale", "ok", "restart", "ok",
+        "ok",
+        "ok",
+        "ok",
+        "gap",
+        "stale",
+        "stale",
+        "ok",
+        "restart",
+        "ok",
     ]
     for s in range(2, 100):
         seqs.check(1, s)

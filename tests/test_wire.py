@@ -45,8 +45,19 @@ def test_eos_round_trip() -> None:
 
 
 def _raw(**fields) -> bytes:
-    values = {"magic": b"SF", "version": 1, "pixfmt": 1, "flags": 0, "pad": 0, "stream": 1, "seq": 0, "ts": 0,
-              "wall": 0, "w": 4, "h": 3}
+    values = {
+        "magic": b"SF",
+        "version": 1,
+        "pixfmt": 1,
+        "flags": 0,
+        "pad": 0,
+        "stream": 1,
+        "seq": 0,
+        "ts": 0,
+        "wall": 0,
+        "w": 4,
+        "h": 3,
+    }
     values.update(fields)
     return HEADER.pack(*values.values())
 

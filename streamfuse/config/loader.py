@@ -108,7 +108,11 @@ class _Converter:
 
     def scalar(self, node: yaml.Node, tp: type, key: str) -> Any:
         if not isinstance(node, yaml.ScalarNode):
-            raise self.fail(node, key, f"must be a {tp.__name__}, not a {'list' if isinstance(node, yaml.SequenceNode) else 'mapping'}")
+            raise self.fail(
+                node,
+                key,
+                f"must be a {tp.__name__}, not a {'list' if isinstance(node, yaml.SequenceNode) else 'mapping'}",
+            )
         value = yaml.safe_load(node.value) if node.style is None else node.value
         if tp is float and isinstance(value, int) and not isinstance(value, bool):
             return float(value)

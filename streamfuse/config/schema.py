@@ -1,7 +1,7 @@
 """The typed rig.yaml schema: one dataclass per section, a docstring line per field.
 
-Fields without a default are required. ``metadata={"path": ...}`` marks a file path that must exist (resolved relative to
-the YAML file). ``Size`` fields take ``"768x576"``.
+Fields without a default are required. ``metadata={"path": ...}`` marks a file path that must exist
+(resolved relative to the YAML file). ``Size`` fields take ``"768x576"``.
 """
 
 from __future__ import annotations

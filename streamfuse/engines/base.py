@@ -52,9 +52,7 @@ def check_reference(ref_rgb: np.ndarray) -> np.ndarray:
     """Validate a colour reference (h×w×3 uint8, RGB order)."""
     ref_rgb = np.asarray(ref_rgb)
     if ref_rgb.ndim != 3 or ref_rgb.shape[2] != 3 or ref_rgb.dtype != np.uint8:
-        raise EngineError(
-            f"reference must be a h×w×3 uint8 RGB array, got shape {ref_rgb.shape} dtype {ref_rgb.dtype}"
-        )
+        raise EngineError(f"reference must be a h×w×3 uint8 RGB array, got shape {ref_rgb.shape} dtype {ref_rgb.dtype}")
     if min(ref_rgb.shape[:2]) < 2:
         raise EngineError(f"reference {ref_rgb.shape[1]}x{ref_rgb.shape[0]} is too small (minimum 2x2)")
     return np.ascontiguousarray(ref_rgb)

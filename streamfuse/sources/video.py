@@ -34,7 +34,7 @@ def read_video_rgb(path: str | Path) -> Iterator[tuple[int, np.ndarray]]:
         try:
             for frame in container.decode(stream):
                 if frame.pts is not None and tb is not None:
-                    ts = int(frame.pts * tb * 1_000_000_000)
+                    ts = round(frame.pts * tb * 1_000_000_000)
                 else:
                     ts = int(count * 1e9 / fps)
                 count += 1

@@ -1,0 +1,1 @@
+"""Torch nn.Modules of the learned engines (training and export only; the runtime never imports torch)."""
