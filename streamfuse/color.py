@@ -32,13 +32,17 @@ def rgb_to_ycbcr(rgb: np.ndarray) -> np.ndarray:
     return cv2.transform(np.ascontiguousarray(rgb, dtype=np.float32), _RGB2YCC_AFFINE)
 
 
-def ycbcr_to_rgb(ycbcr: np.ndarray) -> np.ndarray:
-    """YCbCr (order Y, Cb, Cr; uint8 or float) -> RGB uint8."""
+def ycbcr_to_rgb(ycbcr: np.ndarray, scratch: np.ndarray | None = None) -> np.ndarray:
+    """YCbCr (order Y, Cb, Cr; uint8 or float) -> RGB uint8.
+
+    ``scratch``: an optional float32 array of the same shape for the intermediate, so per-frame callers avoid
+    allocating (and page-faulting) a fresh full-resolution buffer each time.
+    """
     if ycbcr.dtype == np.uint8:
         return cv2.cvtColor(np.ascontiguousarray(ycbcr[..., [0, 2, 1]]), cv2.COLOR_YCrCb2RGB)
     # One affine transform (offsets folded in), then saturating round to uint8: ~10x faster than numpy.
-    rgb = cv2.transform(np.ascontiguousarray(ycbcr, dtype=np.float32), _YCC2RGB_AFFINE)
-    return cv2.convertScaleAbs(cv2.max(rgb, 0.0))
+    rgb = cv2.transform(np.ascontiguousarray(ycbcr, dtype=np.float32), _YCC2RGB_AFFINE, dst=scratch)
+    return cv2.convertScaleAbs(cv2.max(rgb, 0.0, dst=rgb))
 
 
 def merge_luma_chroma(y: np.ndarray, cb: np.ndarray, cr: np.ndarray) -> np.ndarray:

@@ -153,6 +153,7 @@ class GuidedEngine(Engine):
         self.fill_radius = int(fill_radius)
         self.denoise = denoise
         self._dis = cv2.DISOpticalFlow_create(PRESETS[preset])
+        self._scratch: dict[tuple[int, int], dict[str, np.ndarray]] = {}
         if finest_scale is not None:
             self._dis.setFinestScale(int(finest_scale))
         if refine_iters is not None:
@@ -269,6 +270,24 @@ class GuidedEngine(Engine):
         weight = self._detail_weight(ref["noise"])
         if weight > 0:
             chroma = self._add_detail(mono_w, chroma, weight)
-        if size != full:
-            chroma = cv2.resize(chroma, full, interpolation=cv2.INTER_LINEAR)
-        return ycbcr_to_rgb(cv2.merge([mono.astype(np.float32), *cv2.split(chroma)]))
+        return self._to_rgb(mono, chroma)
+
+    def _to_rgb(self, mono: np.ndarray, chroma: np.ndarray) -> np.ndarray:
+        """Upsample chroma to the mono size and merge with the mono luma, in reused full-size buffers.
+
+        Fresh multi-megabyte arrays per frame cost more in page faults than the arithmetic, so the float
+        planes live in scratch buffers kept for the last frame size (an engine serves one stream).
+        """
+        h, w = mono.shape
+        buf = self._scratch.get((h, w))
+        if buf is None:
+            planes = {k: np.empty((h, w), np.float32) for k in ("y", "cb", "cr")}
+            buf = {**planes, "ycc": np.empty((h, w, 3), np.float32), "rgb": np.empty((h, w, 3), np.float32)}
+            self._scratch = {(h, w): buf}
+        np.copyto(buf["y"], mono)
+        cb, cr = cv2.split(chroma)
+        if cb.shape != (h, w):
+            cb = cv2.resize(cb, (w, h), dst=buf["cb"], interpolation=cv2.INTER_LINEAR)
+            cr = cv2.resize(cr, (w, h), dst=buf["cr"], interpolation=cv2.INTER_LINEAR)
+        cv2.merge([buf["y"], cb, cr], dst=buf["ycc"])
+        return ycbcr_to_rgb(buf["ycc"], scratch=buf["rgb"])
