@@ -42,7 +42,7 @@ def test_tensorrt_backend_without_tensorrt_is_one_clear_line(tmp_path):
         create_executor(tmp_path / "model.onnx", backend="tensorrt")
     message = str(info.value)
     assert "\n" not in message and "TensorRT" in message
-    assert "pip install streamfuse[tensorrt]" in message and "--backend onnxruntime" in message
+    assert "pip install streamfuse[tensorrt]" in message and "use backend=onnxruntime instead" in message
 
 
 @needs_no_tensorrt
@@ -51,7 +51,7 @@ def test_build_engine_cli_without_tensorrt(capsys):
     assert cli.main([*argv, "--max", "1920x1088"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("streamfuse build-engine: error: ")
-    assert "TensorRT" in err[0] and "--backend onnxruntime" in err[0]
+    assert "TensorRT" in err[0] and "use backend=onnxruntime instead" in err[0]
 
 
 @needs_no_tensorrt
@@ -107,7 +107,7 @@ def test_no_device_is_one_clear_line(monkeypatch):
 
 def test_zero_devices_and_bad_index(monkeypatch):
     _fake_gpu_stack(monkeypatch, _cudart(count=0))
-    with pytest.raises(BackendUnavailable, match="no CUDA device found; or use --backend onnxruntime"):
+    with pytest.raises(BackendUnavailable, match="no CUDA device found; use backend=onnxruntime instead"):
         probe()
     with pytest.raises(BackendUnavailable, match="CUDA device 3 does not exist \\(found 1\\)"):
         CudaRuntime(3, cudart=_cudart(count=1))
@@ -125,3 +125,22 @@ def test_only_cuda_python_missing_is_named(monkeypatch):
     with pytest.raises(BackendUnavailable) as info:
         probe()
     assert "needs cuda-python, which is not installed" in str(info.value)
+
+
+@needs_no_tensorrt
+def test_learned_engine_with_tensorrt_backend_is_one_line(tmp_path, capsys):
+    import cv2
+    import numpy as np
+
+    from streamfuse.runtime.trt_manifest import engines_root
+
+    shipped = [n for n in ("ccdc", "duallens", "ccdc-paper") if (engines_root() / n / "manifest.json").is_file()]
+    if not shipped:
+        pytest.skip("no learned engine with ONNX graphs is shipped yet")
+    mono, ref = tmp_path / "mono.png", tmp_path / "ref.png"
+    cv2.imwrite(str(mono), np.full((96, 128), 128, np.uint8))
+    cv2.imwrite(str(ref), np.full((24, 32, 3), 128, np.uint8))
+    argv = ["colorize", "--engine", shipped[0], "--opt", "backend=tensorrt", "--mono", str(mono), "--ref", str(ref)]
+    assert cli.main([*argv, "-o", str(tmp_path / "out.png")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "TensorRT" in err[0] and "backend=onnxruntime" in err[0]

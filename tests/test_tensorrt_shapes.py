@@ -42,7 +42,7 @@ def test_select_profile_out_of_range_names_frame_and_fix():
         select_profile([DEFAULT_PROFILE], 3840, 2160)
     message = str(info.value)
     assert "3840x2160" in message and "320x240..1920x1088" in message
-    assert "build-engine" in message and "--backend onnxruntime" in message
+    assert "build-engine" in message and "use backend=onnxruntime instead" in message
     assert isinstance(info.value, BackendUnavailable)  # so the CLI prints it as one line
     with pytest.raises(ProfileError):
         select_profile([DEFAULT_PROFILE], 1280, 200)  # height alone below the minimum

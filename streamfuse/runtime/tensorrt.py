@@ -1,7 +1,7 @@
 """TensorRT executor: an ONNX graph compiled to a cached TensorRT plan, run on CUDA streams with pinned buffers.
 
 Importing this module imports neither ``tensorrt`` nor ``cuda``; the constructor does, and anything missing
-(library, driver or GPU) becomes one BackendUnavailable line naming it and pointing at ``--backend onnxruntime``.
+(library, driver or GPU) becomes one BackendUnavailable line naming it and pointing at ``backend=onnxruntime``.
 """
 
 from __future__ import annotations

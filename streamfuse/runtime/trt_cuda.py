@@ -17,7 +17,7 @@ import numpy as np
 from streamfuse.runtime.base import BackendUnavailable
 
 INSTALL_HINT = "install with `pip install streamfuse[tensorrt]` on a machine with an NVIDIA GPU"
-FALLBACK_HINT = "or use --backend onnxruntime"
+FALLBACK_HINT = "use backend=onnxruntime instead"
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ def import_cudart() -> ModuleType:
             continue
         except Exception as exc:  # noqa: BLE001 - installed, but its CUDA libraries do not load
             raise BackendUnavailable(f"cuda-python cannot load ({exc}); {FALLBACK_HINT}") from exc
-    raise BackendUnavailable(f"cuda-python is not installed; {INSTALL_HINT}, {FALLBACK_HINT}")
+    raise BackendUnavailable(f"cuda-python is not installed; {INSTALL_HINT}, or {FALLBACK_HINT}")
 
 
 def import_tensorrt() -> ModuleType:
@@ -45,7 +45,7 @@ def import_tensorrt() -> ModuleType:
     try:
         return importlib.import_module("tensorrt")
     except ImportError as exc:
-        raise BackendUnavailable(f"TensorRT is not installed ({exc}); {INSTALL_HINT}, {FALLBACK_HINT}") from exc
+        raise BackendUnavailable(f"TensorRT is not installed ({exc}); {INSTALL_HINT}, or {FALLBACK_HINT}") from exc
     except Exception as exc:  # noqa: BLE001 - the wheel is there but libnvinfer or the driver library is not
         raise BackendUnavailable(f"TensorRT cannot load its libraries ({exc}); {FALLBACK_HINT}") from exc
 
@@ -159,7 +159,7 @@ def probe(device: int = 0) -> tuple[ModuleType, CudaRuntime]:
     if missing:
         raise BackendUnavailable(
             f"the tensorrt backend needs {' and '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} "
-            f"not installed; {INSTALL_HINT}, {FALLBACK_HINT}"
+            f"not installed; {INSTALL_HINT}, or {FALLBACK_HINT}"
         )
     trt = import_tensorrt()
     return trt, CudaRuntime(device)

@@ -83,7 +83,7 @@ def select_profile(profiles: Sequence[ShapeProfile], width: int, height: int) ->
         spans = ", ".join(f"{_fmt(p.min)}..{_fmt(p.max)}" for p in profiles) or "none"
         raise ProfileError(
             f"frame {width}x{height} is outside the TensorRT plan's shape profile(s) ({spans}); rebuild it with "
-            f"`streamfuse build-engine ... --min/--max` covering {width}x{height}, or use --backend onnxruntime"
+            f"`streamfuse build-engine ... --min/--max` covering {width}x{height}, or use backend=onnxruntime instead"
         )
     return min(fits, key=lambda i: abs(profiles[i].opt[0] * profiles[i].opt[1] - width * height))
 
@@ -137,7 +137,7 @@ def check_shape(name: str, shape: Dims, bounds: tuple[Dims, Dims, Dims]) -> None
     if len(shape) != len(lo) or any(not a <= s <= b for s, a, b in zip(shape, lo, hi, strict=True)):
         raise ProfileError(
             f"input {name!r} has shape {tuple(shape)}, outside the TensorRT profile {tuple(lo)}..{tuple(hi)}; "
-            "rebuild the plan with `streamfuse build-engine` for this size, or use --backend onnxruntime"
+            "rebuild the plan with `streamfuse build-engine` for this size, or use backend=onnxruntime instead"
         )
 
 
