@@ -223,3 +223,9 @@ def test_resolve_engine_graphs_globs_and_explains_errors(tmp_path):
     (tmp_path / "broken" / "manifest.json").write_text(json.dumps({"onnx": "gone.onnx"}))
     with pytest.raises(EngineError, match="gone.onnx"):
         resolve_engine_graphs("broken", root=tmp_path)
+
+
+def test_fp16_on_tensorrt_without_the_fp16_flag_is_a_clear_error(tmp_path):
+    trt11 = SimpleNamespace(__version__="11.4.0", BuilderFlag=SimpleNamespace())  # TensorRT 11 removed FP16
+    with pytest.raises(trt_build.EngineBuildError, match="TensorRT 11.4.0 has no FP16 builder flag.*--precision fp32"):
+        trt_build.build_plan(trt11, tiny_onnx(tmp_path / "t.onnx"), "fp16", [DEFAULT_PROFILE])

@@ -66,6 +66,11 @@ def build_plan(
     workspace_bytes: int | None = None,
 ) -> bytes:
     """Parse ``onnx`` and build a serialized plan with one optimization profile per frame profile."""
+    if precision == "fp16" and not hasattr(trt.BuilderFlag, "FP16"):
+        raise EngineBuildError(
+            f"TensorRT {trt.__version__} has no FP16 builder flag (TensorRT 11 builds fp16 only from an fp16 ONNX "
+            "graph); install TensorRT 10 with `pip install 'tensorrt>=10,<11'`, or use --precision fp32"
+        )
     logger = trt_logger(trt)
     builder = trt.Builder(logger)
     network = builder.create_network(0)  # TensorRT 10: explicit batch is the only mode
