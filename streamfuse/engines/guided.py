@@ -220,8 +220,9 @@ class GuidedEngine(Engine):
     def _fill_occlusions(self, guide: np.ndarray, warped: np.ndarray) -> np.ndarray:
         """Blend warped chroma toward a local luma->chroma fit where the warp disagrees with the mono luma."""
         h, w = guide.shape
-        err = cv2.absdiff(guide, warped[..., 0]) * (1.0 / self.confidence)
-        conf = np.exp(-(err * err))
+        wy, wcb, wcr = cv2.split(warped)
+        err = cv2.absdiff(guide, wy)
+        conf = cv2.exp(cv2.multiply(err, err, scale=-1.0 / (self.confidence * self.confidence)))
         low = (max(1, w // FILL_DOWN), max(1, h // FILL_DOWN))
         coef = weighted_linear_fill(
             cv2.resize(guide, low, interpolation=cv2.INTER_AREA),
@@ -230,10 +231,13 @@ class GuidedEngine(Engine):
             max(1, self.fill_radius // FILL_DOWN),
             eps=50.0,  # (0..255 luma)²: a local fit needs a luma contrast of ~7 levels to follow it
         )
-        coef = cv2.resize(coef, (w, h), interpolation=cv2.INTER_LINEAR)
-        fill = coef[..., :2] * guide[..., None] + coef[..., 2:]
-        c3 = conf[..., None]
-        return c3 * warped[..., 1:] + (1.0 - c3) * fill
+        a_cb, a_cr, b_cb, b_cr = cv2.split(cv2.resize(coef, (w, h), interpolation=cv2.INTER_LINEAR))
+        miss = 1.0 - conf
+        planes = []
+        for a, b, warped_c in ((a_cb, b_cb, wcb), (a_cr, b_cr, wcr)):
+            fill = cv2.add(cv2.multiply(a, guide), b)  # the local fit a·Y + b
+            planes.append(cv2.add(warped_c, cv2.multiply(cv2.subtract(fill, warped_c), miss)))
+        return cv2.merge(planes)
 
     def _detail_weight(self, noise: float) -> float:
         if self.denoise == "off":
