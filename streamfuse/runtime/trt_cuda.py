@@ -139,8 +139,9 @@ class CudaRuntime:
 
     @staticmethod
     def handle_int(stream: Any) -> int:
-        getptr = getattr(stream, "getPtr", None)
-        return int(getptr()) if getptr else int(stream)
+        """The raw ``cudaStream_t`` value. ``int()`` gives it; cuda-python's ``getPtr()`` would give the address
+        where the handle is stored, which is not a stream."""
+        return int(stream)
 
 
 def probe(device: int = 0) -> tuple[ModuleType, CudaRuntime]:
