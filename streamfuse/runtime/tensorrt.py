@@ -6,6 +6,7 @@ Importing this module imports neither ``tensorrt`` nor ``cuda``; the constructor
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -203,6 +204,10 @@ class TensorRTExecutor(Executor):
         if self._pipe is not None:
             self._pipe.close()
             self._pipe = None
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):  # at interpreter exit CUDA may already be gone
+            self.close()
 
     def __enter__(self) -> TensorRTExecutor:
         return self
