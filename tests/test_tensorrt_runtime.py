@@ -361,3 +361,20 @@ def test_collect_twice_is_an_error(ort):
     trt.close()
     with pytest.raises(RuntimeError, match="closed"):
         trt.run({"x": frames(1)[0], "ref": reference()})
+
+
+def test_without_a_full_resolution_input_profiles_are_chosen_per_input(ort):
+    from streamfuse.runtime.trt_shapes import ShapeProfile
+
+    cuda = FakeCuda()
+    small = ShapeProfile((160, 120), (320, 240), (640, 480))
+    engine = FakeEngine(cuda, ort, (small, DEFAULT_PROFILE))
+    # e.g. a graph fed at working resolution: no input follows the frame size, so no frame profile exists
+    trt = TensorRTExecutor.from_engine(FAKE_TRT, engine, cuda, input_scales={"x": (0.25, 0.5), "ref": 0.125})
+    assert trt.profiles == []
+    x = frames(1, (1, 1, 720, 1280))[0]  # only the second profile fits
+    np.testing.assert_allclose(trt.run({"x": x, "ref": reference(shape=(1, 1, 120, 200))})["y"], 2 * x + 0.5)
+    assert trt._context.profile == 1
+    with pytest.raises(ProfileError, match="input 'x' has shape \\(1, 1, 2160, 3840\\)"):
+        trt.run({"x": np.zeros((1, 1, 2160, 3840), np.float32), "ref": reference()})
+    trt.close()

@@ -17,7 +17,7 @@ import numpy as np
 
 from streamfuse.runtime.base import BackendUnavailable, Executor
 from streamfuse.runtime.trt_pipeline import StreamPipeline
-from streamfuse.runtime.trt_shapes import ShapeProfile, check_shape, frame_profile, select_profile
+from streamfuse.runtime.trt_shapes import ProfileError, ShapeProfile, check_shape, frame_profile, select_profile
 
 log = logging.getLogger(__name__)
 
@@ -124,10 +124,15 @@ class TensorRTExecutor(Executor):
             {n: tuple(tuple(int(d) for d in s) for s in engine.get_tensor_profile_shape(n, k)) for n in self._inputs}
             for k in range(engine.num_optimization_profiles)
         ]
+        # the frame input: the first full-resolution image-like input; profiles are chosen by its size
         scales = input_scales or {}
-        full_res = [n for n in self._inputs if scales.get(n, 1.0) in (1.0, (1.0, 1.0))]
-        self._frame_input = (full_res or self._inputs)[0]
-        self._frame_profiles = [frame_profile(b[self._frame_input]) for b in self._bounds]
+        full_res = [
+            n
+            for n in self._inputs
+            if scales.get(n, 1.0) in (1.0, (1.0, 1.0)) and self._bounds and len(self._bounds[0][n][0]) >= 2
+        ]
+        self._frame_input: str | None = full_res[0] if full_res else None
+        self._frame_profiles = [frame_profile(b[self._frame_input]) for b in self._bounds] if full_res else []
         self._active_profile = 0
         self._pipe = StreamPipeline(cuda, depth)
 
@@ -141,7 +146,7 @@ class TensorRTExecutor(Executor):
 
     @property
     def profiles(self) -> list[ShapeProfile]:
-        """The frame-size profiles the plan accepts."""
+        """The frame-size profiles the plan accepts (empty when no input is at frame resolution)."""
         return list(self._frame_profiles)
 
     @property
@@ -190,14 +195,27 @@ class TensorRTExecutor(Executor):
         return self._pipe.collect(ticket)
 
     def _select(self, arrays: Mapping[str, np.ndarray]) -> int:
-        """The optimization profile for these inputs; ProfileError names the frame or tensor out of range."""
-        shape = arrays[self._frame_input].shape
-        if len(shape) < 2:
-            raise ValueError(f"input {self._frame_input!r} must have height and width as its last dims")
-        index = select_profile(self._frame_profiles, width=shape[-1], height=shape[-2])
-        for name, array in arrays.items():
-            check_shape(name, array.shape, self._bounds[index][name])
-        return index
+        """The optimization profile for these inputs; ProfileError names the frame or the input out of range.
+
+        With a full-resolution frame input the profile is picked by frame size; otherwise the first profile
+        that fits every input is used.
+        """
+        candidates: Sequence[int] = range(len(self._bounds))
+        if self._frame_input is not None:
+            shape = arrays[self._frame_input].shape
+            if len(shape) < 2:
+                raise ValueError(f"input {self._frame_input!r} must have height and width as its last dims")
+            candidates = [select_profile(self._frame_profiles, width=shape[-1], height=shape[-2])]
+        error: ProfileError | None = None
+        for index in candidates:
+            try:
+                for name, array in arrays.items():
+                    check_shape(name, array.shape, self._bounds[index][name])
+            except ProfileError as exc:
+                error = error or exc
+                continue
+            return index
+        raise error or ProfileError("this TensorRT plan has no optimization profile")
 
     def close(self) -> None:
         """Finish queued work and free GPU buffers, streams and events."""
