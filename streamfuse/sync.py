@@ -130,3 +130,25 @@ class SeqTracker:
             return "stale"
         self.last[stream] = seq
         return verdict
+
+
+@dataclass
+class LinkHealth:
+    """Arrival accounting of one link: frames, camera restarts, and the longest time without frames."""
+
+    frames: int = 0
+    restarts: int = 0
+    max_gap_ms: float = 0.0
+    last_arrival: float | None = field(default=None, repr=False)
+
+    def arrived(self, now: float, restarted: bool) -> float:
+        """Record a frame that arrived at monotonic time ``now``; returns the time since the previous one in ms."""
+        gap_ms = 0.0 if self.last_arrival is None else (now - self.last_arrival) * 1000
+        self.last_arrival = now
+        self.frames += 1
+        self.restarts += int(restarted)
+        self.max_gap_ms = max(self.max_gap_ms, gap_ms)
+        return gap_ms
+
+    def as_dict(self) -> dict:
+        return {"frames": self.frames, "restarts": self.restarts, "max_gap_ms": round(self.max_gap_ms, 1)}

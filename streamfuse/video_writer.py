@@ -14,10 +14,16 @@ from streamfuse.config.schema import OutputConfig
 log = logging.getLogger("streamfuse.encode")
 
 TIME_BASE = Fraction(1, 90_000)  # the MPEG 90 kHz clock: integer pts, exact for common frame rates
-# Fragmented MP4: the index is written per fragment, so a killed encoder leaves a playable file.
-# flush_packets hands every finished fragment to the OS at once instead of holding it in the 32 KiB I/O buffer.
-FRAGMENTED_MP4 = {"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"}
-MATROSKA = {"flush_packets": "1"}
+FRAGMENT_MS = 250  # a fragment (MP4) or cluster (Matroska) is closed at least this often, and at every keyframe
+# Fragmented MP4: the index is written per fragment, so a killed encoder leaves a playable file that lacks at most
+# the open fragment. flush_packets hands every finished fragment to the OS at once instead of holding it in the
+# 32 KiB I/O buffer. Fragments need not start on a keyframe: the file still decodes and seeks (to keyframes).
+FRAGMENTED_MP4 = {
+    "movflags": "frag_keyframe+empty_moov+default_base_moof",
+    "frag_duration": str(FRAGMENT_MS * 1000),
+    "flush_packets": "1",
+}
+MATROSKA = {"cluster_time_limit": str(FRAGMENT_MS), "flush_packets": "1"}
 
 
 def pick_codec(codec: str) -> str:

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from streamfuse.config.schema import RigConfig
+from streamfuse.faults import ENCODE_DELAY_ENV, encode_delay_s
 from streamfuse.nodes.common import Reporter, StopFlag, max_message_bytes, percentile, wire_limits
 from streamfuse.transport import DEFAULTS, Inbox, ZmqContext, ZmqInbox, endpoint_for
 from streamfuse.video_writer import VideoWriter
@@ -21,8 +22,11 @@ log = logging.getLogger("streamfuse.encode")
 class EncodeNode:
     """Writes stream k of the output link to ``cfg.outputs[k]``; stops when every output saw its end marker."""
 
-    def __init__(self, cfg: RigConfig, inbox: Inbox, stop: StopFlag, reporter: Reporter | None = None) -> None:
+    def __init__(
+        self, cfg: RigConfig, inbox: Inbox, stop: StopFlag, reporter: Reporter | None = None, delay_s: float = 0.0
+    ) -> None:
         self.cfg = cfg
+        self.delay_s = delay_s  # fault-injection hook: a deliberately slow encoder (streamfuse.faults)
         self.inbox = inbox
         self.stop = stop
         self.reporter = reporter or Reporter("encode", enabled=False)
@@ -53,6 +57,8 @@ class EncodeNode:
         if last is not None and header.seq > last + 1:
             self.gaps += header.seq - last - 1
         self.last_seq[header.stream] = header.seq
+        if self.delay_s:
+            time.sleep(self.delay_s)
         self.writers[header.stream].write(frame, header.ts_ns)
         if header.stream == 0:
             if header.wall_ns:
@@ -90,12 +96,15 @@ class EncodeNode:
 def run_encode_node(cfg: RigConfig, run_dir: str | Path, report: bool = True) -> dict:
     """Run the encoder node with real ZeroMQ sockets until done (the `streamfuse node encode` command)."""
     stop = StopFlag().install()
+    delay_s = encode_delay_s()
+    if delay_s:
+        log.warning("fault hook %s: every frame is delayed by %.0f ms", ENCODE_DELAY_ENV, delay_s * 1000)
     zctx = ZmqContext()
     inbox = ZmqInbox(
         zctx, {"output": endpoint_for(cfg, "output", run_dir)}, cfg.mode == "live", max_message_bytes(cfg) * 2
     )
     try:
-        return EncodeNode(cfg, inbox, stop, Reporter("encode", enabled=report)).run()
+        return EncodeNode(cfg, inbox, stop, Reporter("encode", enabled=report), delay_s).run()
     finally:
         inbox.close()
         zctx.close()

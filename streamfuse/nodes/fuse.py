@@ -21,7 +21,7 @@ from streamfuse.nodes.common import (
     stream_ids,
     wire_limits,
 )
-from streamfuse.sync import ReferenceTracker, SeqTracker
+from streamfuse.sync import LinkHealth, ReferenceTracker, SeqTracker
 from streamfuse.transport import DEFAULTS, Inbox, Sender, ZmqContext, ZmqInbox, ZmqSender, endpoint_for
 from streamfuse.wire import Header, PixelFormat, WireError, decode_frame, encode_frame
 
@@ -58,6 +58,7 @@ class FuseNode:
         self.colour_id = ids[self.colour_link]
         self.tracker = ReferenceTracker(engine, cfg.sync)
         self.seqs = SeqTracker()
+        self.links = {self.mono_link: LinkHealth(), self.colour_link: LinkHealth()}
         self.rejects: Counter = Counter()
         self.counts: Counter = Counter()
         self.pending: deque[tuple[Header, np.ndarray]] = deque()
@@ -113,8 +114,8 @@ class FuseNode:
         if verdict == "stale":
             self._reject("stale_seq", f"seq {header.seq} is not newer than {self.seqs.last[header.stream]}", link)
             return
-        if verdict == "restart":
-            log.warning("camera on link %s restarted (seq back to 0); rejoined", link)
+        if not header.eos:
+            self._arrived(link, verdict == "restart")
         if header.eos:
             self.seqs.last.pop(header.stream, None)  # a restarted camera starts again from seq 0
             if link == self.mono_link:
@@ -135,6 +136,13 @@ class FuseNode:
                 self.truth.pop(old.seq, None)
             self.pending.clear()
         self.pending.append((header, frame))
+
+    def _arrived(self, link: str, restarted: bool) -> None:
+        """Link health: a camera that restarted (seq back near 0) is rejoined at once; the gap is reported."""
+        gap_ms = self.links[link].arrived(time.monotonic(), restarted)
+        if restarted:
+            log.warning("camera on link %s restarted after %.0f ms without frames; rejoined", link, gap_ms)
+            self.reporter.emit("rejoin", link=link, gap_ms=round(gap_ms, 1), wall_ns=time.time_ns())
 
     # --- processing ------------------------------------------------------------------------------------
 
@@ -214,6 +222,7 @@ class FuseNode:
             "rejected": dict(self.rejects),
             "sync": dict(self.tracker.counts),
             "seq": dict(self.seqs.counts),
+            "links": {name: health.as_dict() for name, health in self.links.items()},
             **self.counts,
         }
         self.reporter.emit("summary", **summary)

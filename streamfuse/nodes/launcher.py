@@ -1,7 +1,8 @@
 """`streamfuse run`: launch and supervise the capture, fusion and encoder nodes of one host as real processes.
 
 Nodes report JSON lines on stdout; the launcher shows live per-stage fps, latency and drops, stops everything
-cleanly on SIGINT/SIGTERM, a frame limit or a duration, and prints a run summary.
+cleanly on SIGINT/SIGTERM, a frame limit or a duration, and prints a run summary. In live mode a capture node that
+dies is restarted with exponential backoff; the fusion node rejoins its stream by itself and reports the gap.
 """
 
 from __future__ import annotations
@@ -28,14 +29,21 @@ log = logging.getLogger("streamfuse.run")
 STARTUP_S = 1.5  # live mode: frames are stamped from a shared epoch this far in the future, so every node is up
 DRAIN_S = 30.0  # after the sources stop: time for fusion and encoding to finish the frames in flight
 KILL_S = 5.0  # after SIGINT to a node: time to finalize before it is killed
+RESTART_FIRST_S = 0.5  # live mode: delay before the first restart of a dead capture node; doubles per restart
+RESTART_MAX_S = 8.0  # largest restart delay
+USER_ERROR_EXIT = 2  # the exit status of a node stopped by a one-line user error (bad config, unreadable file)
+RESTART_RESET_S = 30.0  # a node that ran this long before dying starts again from the first delay
 
 
 class _Child:
     def __init__(self, name: str, argv: list[str], env: dict) -> None:
         self.name = name
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=env)
+        self.started = time.monotonic()
+        self.started_ns = time.time_ns()
         self.stats: dict[str, Any] = {}
         self.summary: dict[str, Any] | None = None
+        self.events: list[dict[str, Any]] = []
         self.thread = threading.Thread(target=self._read, daemon=True)
         self.thread.start()
 
@@ -45,10 +53,13 @@ class _Child:
                 msg = json.loads(line)
             except json.JSONDecodeError:
                 continue
-            if msg.get("event") == "summary":
+            event = msg.get("event")
+            if event == "summary":
                 self.summary = msg
-            else:
+            elif event == "stats":
                 self.stats = msg
+            else:
+                self.events.append(msg)
 
     def signal(self, sig: int) -> None:
         if self.proc.poll() is None:
@@ -73,8 +84,15 @@ class Launcher:
         self.status = status
         self.children: dict[str, _Child] = {}
         self._stop_reason: str | None = None
+        self._run_dir = ""
+        self._env: dict[str, str] = {}
+        self.restarts: dict[str, int] = {}
+        self._backoff: dict[str, int] = {}
+        self._restart_due: dict[str, float] = {}
+        self._dead: dict[str, list[_Child]] = {}
+        self._restarted_ns: dict[str, list[int]] = {}
 
-    def _argv(self, role: str, run_dir: str, name: str | None, epoch_ns: int) -> list[str]:
+    def _argv(self, role: str, run_dir: str, name: str | None, epoch_ns: int | None) -> list[str]:
         argv = [
             sys.executable,
             "-m",
@@ -89,10 +107,10 @@ class Launcher:
         ]
         if name:
             argv += ["--name", name]
-        if role == "capture":
+        if role == "capture" and epoch_ns is not None:  # a restarted camera keeps its own clock: frames from now
             argv += ["--epoch-ns", str(epoch_ns)]
-            if self.frames:
-                argv += ["--frames", str(self.frames)]
+        if role == "capture" and self.frames:
+            argv += ["--frames", str(self.frames)]
         return argv
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
@@ -100,8 +118,8 @@ class Launcher:
 
     def run(self) -> dict:
         """Start the nodes (downstream first), supervise them, and return the run summary."""
-        run_dir = tempfile.mkdtemp(prefix="sf-")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        run_dir = self._run_dir = tempfile.mkdtemp(prefix="sf-")
+        env = self._env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         epoch_ns = time.time_ns() + int(STARTUP_S * 1e9)
         old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         started = time.monotonic()
@@ -135,9 +153,15 @@ class Launcher:
                 log.info("stopping (%s): finishing the frames in flight", self._stop_reason)
                 for child in self._captures():
                     child.signal(signal.SIGINT)
+            if stopping_since is None and self.cfg.mode == "live":
+                self._restart_dead_captures(now)
             if all(c.proc.poll() is not None for c in self.children.values()):
                 break
-            failed = [c.name for c in self.children.values() if c.proc.poll() not in (None, 0)]
+            failed = [
+                c.name
+                for n, c in self.children.items()
+                if c.proc.poll() not in (None, 0) and n not in self._restart_due
+            ]
             if failed and stopping_since is None:
                 self._stop_reason = f"node {failed[0]} failed"
             if stopping_since is not None and now - stopping_since > DRAIN_S:
@@ -146,6 +170,29 @@ class Launcher:
                 self._draw(now - started)
                 last_draw = now
         self._draw(time.monotonic() - started, final=True)
+
+    def _restart_dead_captures(self, now: float) -> None:
+        """Live mode: a capture node that crashed or was killed starts again after a backoff (0.5 s, 1 s ... 8 s)."""
+        for name, child in list(self.children.items()):
+            code = child.proc.poll()
+            if not name.startswith("capture:") or code in (None, 0, USER_ERROR_EXIT):
+                continue  # running, finished, or stopped on a user error that a restart would only repeat
+            due = self._restart_due.get(name)
+            if due is None:
+                if now - child.started > RESTART_RESET_S:
+                    self._backoff[name] = 0
+                level = self._backoff.get(name, 0)
+                delay = min(RESTART_FIRST_S * 2**level, RESTART_MAX_S)
+                self._backoff[name] = level + 1
+                self._restart_due[name] = now + delay
+                log.warning("node %s died (exit status %s); restarting it in %.1f s", name, code, delay)
+            elif now >= due:
+                del self._restart_due[name]
+                self.restarts[name] = self.restarts.get(name, 0) + 1
+                self._dead.setdefault(name, []).append(child)
+                argv = self._argv("capture", self._run_dir, child.name, None)
+                self.children[name] = _Child(child.name, argv, self._env)
+                self._restarted_ns.setdefault(name, []).append(self.children[name].started_ns)
 
     def _shutdown(self) -> None:
         """SIGINT every node that is still running, then kill what does not finalize in time."""
@@ -190,6 +237,8 @@ class Launcher:
         enc = summaries.get("encode", {})
         caps = {n: s for n, s in summaries.items() if n.startswith("capture:")}
         mono = caps.get(f"capture:{self.cfg.mono_camera}", {})
+        mono_lost_runs = self._dead.get(f"capture:{self.cfg.mono_camera}", [])
+        frames_in = mono.get("sent", 0) + sum(c.stats.get("frames", 0) for c in mono_lost_runs)
         frames_out = (enc.get("frames") or [0])[0]
         return {
             "config": str(self.config_path),
@@ -197,7 +246,7 @@ class Launcher:
             "mode": self.cfg.mode,
             "stopped_by": self._stop_reason or "end of input",
             "wall_s": round(wall_s, 2),
-            "frames_in": mono.get("sent", 0),
+            "frames_in": frames_in,
             "frames_out": frames_out,
             "e2e_fps": enc.get("fps"),
             "fuse_fps": fuse.get("fps"),
@@ -211,9 +260,24 @@ class Launcher:
             "rejected": fuse.get("rejected", {}),
             "sync": fuse.get("sync", {}),
             "seq": fuse.get("seq", {}),
+            "links": fuse.get("links", {}),
+            "restarts": dict(self.restarts),
+            "rejoins": self._rejoins(),
             "outputs": enc.get("outputs", []),
             "exit_codes": {n: c.proc.returncode for n, c in self.children.items()},
         }
+
+    def _rejoins(self) -> list[dict]:
+        """Each stream the fusion node rejoined: the time without frames, and the time from the restart on."""
+        fuse = self.children.get("fuse")
+        rejoins = []
+        for event in fuse.events if fuse else []:
+            if event.get("event") != "rejoin":
+                continue
+            starts = [t for t in self._restarted_ns.get(f"capture:{event['link']}", []) if t <= event["wall_ns"]]
+            after = round((event["wall_ns"] - max(starts)) / 1e6, 1) if starts else None
+            rejoins.append({"link": event["link"], "gap_ms": event["gap_ms"], "after_restart_ms": after})
+        return rejoins
 
 
 def format_summary(s: dict) -> str:
@@ -232,6 +296,7 @@ def format_summary(s: dict) -> str:
         f"  drops           capture {s['capture_dropped']}  stale mono {s['fuse_stale_dropped']}"
         f"  output {s['fuse_output_dropped']}  rejected {sum(s['rejected'].values())} {s['rejected'] or ''}",
         f"  references      {s['sync'] or {}}",
+        f"  faults          restarts {s['restarts'] or 0}  rejoined {_rejoin_text(s['rejoins'])}",
         f"  quality         chroma PSNR vs ground truth {num(s['psnr_cbcr'], ' dB', '{:.2f}')}",
         f"  outputs         {', '.join(s['outputs']) or 'none'}",
     ]
@@ -239,6 +304,16 @@ def format_summary(s: dict) -> str:
     if bad:
         lines.append(f"  FAILED nodes    {bad}")
     return "\n".join(lines)
+
+
+def _rejoin_text(rejoins: list[dict]) -> str:
+    if not rejoins:
+        return "-"
+    return ", ".join(
+        f"{r['link']} after {r['gap_ms']:.0f} ms without frames"
+        + (f" ({r['after_restart_ms']:.0f} ms after its restart)" if r["after_restart_ms"] is not None else "")
+        for r in rejoins
+    )
 
 
 def run_rig(
