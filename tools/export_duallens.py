@@ -31,18 +31,25 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _inputs(net: torch.nn.Module, h: int, w: int, g: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    inputs = {"y": torch.rand(1, 1, h, w, generator=g), "ref": torch.rand(1, 3, h, w, generator=g)}
+    if net.candidate:
+        inputs["cand"] = torch.rand(1, 2, h, w, generator=g)
+    return inputs
+
+
 def export(net: torch.nn.Module, path: Path, h: int = 64, w: int = 96) -> None:
-    """Write the ONNX graph with inputs y (1,1,H,W), ref (1,3,H,W) and output cbcr (1,2,H,W)."""
+    """Write the ONNX graph: inputs y (1,1,H,W), ref (1,3,H,W) [, cand (1,2,H,W)], output cbcr (1,2,H,W)."""
     net.eval()
-    y, ref = torch.rand(1, 1, h, w), torch.rand(1, 3, h, w)
+    inputs = _inputs(net, h, w)
     dyn = {2: "height", 3: "width"}
     torch.onnx.export(
         net,
-        (y, ref),
+        tuple(inputs.values()),
         str(path),
-        input_names=["y", "ref"],
+        input_names=list(inputs),
         output_names=["cbcr"],
-        dynamic_axes={"y": dyn, "ref": dyn, "cbcr": dyn},
+        dynamic_axes={**{k: dyn for k in inputs}, "cbcr": dyn},
         opset_version=OPSET,
         dynamo=False,
     )
@@ -50,11 +57,10 @@ def export(net: torch.nn.Module, path: Path, h: int = 64, w: int = 96) -> None:
 
 def parity(net: torch.nn.Module, onnx_path: Path, h: int, w: int, seed: int = 0) -> float:
     """Max |torch − ONNX Runtime| on one random input of size (h, w)."""
-    g = torch.Generator().manual_seed(seed)
-    y, ref = torch.rand(1, 1, h, w, generator=g), torch.rand(1, 3, h, w, generator=g)
+    inputs = _inputs(net, h, w, torch.Generator().manual_seed(seed))
     with torch.no_grad():
-        want = net(y, ref).numpy()
-    got = create_executor(onnx_path).run({"y": y.numpy(), "ref": ref.numpy()})["cbcr"]
+        want = net(*inputs.values()).numpy()
+    got = create_executor(onnx_path).run({k: v.numpy() for k, v in inputs.items()})["cbcr"]
     return float(np.abs(want - got).max())
 
 
@@ -68,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     train_dir, out = Path(args.train), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    arch = dict(CONFIGS[args.config])
+    training = json.loads((train_dir / "train.json").read_text())
+    arch = dict(training.get("arch") or CONFIGS[args.config])  # the architecture the weights were trained with
     net = build_model(arch)
     net.load_state_dict(torch.load(train_dir / "weights.pt", map_location="cpu"))
     net.eval()
@@ -80,13 +87,16 @@ def main(argv: list[str] | None = None) -> int:
     if err > PARITY_TOL:
         print(f"ONNX parity failed: max |torch - ORT| = {err:.2e} > {PARITY_TOL:.0e}", file=sys.stderr)
         return 1
-    training = json.loads((train_dir / "train.json").read_text())
     manifest = {
         "engine": args.config,
         "paper": "duallens-mono-color-colorization.md (Dong et al., AAAI 2019)",
         "arch": arch,
         "pad_multiple": m,
-        "inputs": {"y": "mono luma (1,1,H,W) in [0,1]", "ref": "reference YCbCr at the mono size (1,3,H,W) in [0,1]"},
+        "inputs": {
+            "y": "mono luma (1,1,H,W) in [0,1]",
+            "ref": "reference YCbCr at the mono size (1,3,H,W) in [0,1]",
+            **({"cand": "guided-engine CbCr (1,2,H,W) in [0,1]"} if arch.get("candidate") else {}),
+        },
         "outputs": {"cbcr": "chroma (1,2,H,W) in [0,1]"},
         "weights": "weights.pt",
         "onnx": onnx_path.name,

@@ -25,7 +25,8 @@ import torch
 
 from streamfuse.color import luma, rgb_to_ycbcr
 from streamfuse.degrade import downsample, sensor_noise
-from streamfuse.engines.duallens import network_inputs
+from streamfuse.engines.duallens import guided_candidate, network_inputs
+from streamfuse.engines.guided import GuidedEngine
 from streamfuse.models.duallens_arch import CONFIGS, build_model, pad_multiple
 from streamfuse.synth import check_not_benchmark, package_stills
 
@@ -122,18 +123,30 @@ def camera_pair(left: np.ndarray, right: np.ndarray, rng: np.random.Generator) -
 
 
 def make_batch(
-    stills: list[np.ndarray], rng: np.random.Generator, batch: int, w: int, h: int, max_disp: float, multiple: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(y, ref, target CbCr) tensors for one batch."""
-    ys, refs, gts = [], [], []
+    stills: list[np.ndarray],
+    rng: np.random.Generator,
+    batch: int,
+    w: int,
+    h: int,
+    max_disp: float,
+    multiple: int,
+    candidate: bool = False,
+) -> tuple[torch.Tensor, ...]:
+    """(y, ref, target CbCr, candidate CbCr or None) tensors for one batch."""
+    ys, refs, gts, cands = [], [], [], []
+    guided = GuidedEngine() if candidate else None
     for _ in range(batch):
         left, right = render_stereo(stills, rng, w, h, max_disp)
         mono, ref, _ = camera_pair(left, right, rng)
-        inp = network_inputs(mono, rgb_to_ycbcr(ref), multiple)
+        cand = guided_candidate(guided, mono, ref) if guided is not None else None
+        inp = network_inputs(mono, rgb_to_ycbcr(ref), multiple, cand)
         ys.append(inp["y"][0])
         refs.append(inp["ref"][0])
+        if cand is not None:
+            cands.append(inp["cand"][0])
         gts.append(rgb_to_ycbcr(left)[..., 1:].transpose(2, 0, 1).astype(np.float32) / 255.0)
-    return torch.from_numpy(np.stack(ys)), torch.from_numpy(np.stack(refs)), torch.from_numpy(np.stack(gts))
+    c = torch.from_numpy(np.stack(cands)) if cands else None
+    return torch.from_numpy(np.stack(ys)), torch.from_numpy(np.stack(refs)), torch.from_numpy(np.stack(gts)), c
 
 
 def chroma_psnr(pred: torch.Tensor, gt: torch.Tensor, border: int = 8) -> float:
@@ -155,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--train-disp", type=float, default=48, help="largest disparity rendered in training")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--rough-weight", type=float, default=0.5, help="weight of the loss on the rough colorization")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
@@ -175,16 +189,18 @@ def main(argv: list[str] | None = None) -> int:
     opt = torch.optim.Adam(net.parameters(), lr=args.lr)
     rng = np.random.default_rng(args.seed)
     val_rng = np.random.default_rng(1234)
-    val_batches = [make_batch(val, val_rng, 4, w, h, args.train_disp, multiple) for _ in range(4)]
+    cand = bool(arch.get("candidate"))
+    val_batches = [make_batch(val, val_rng, 4, w, h, args.train_disp, multiple, cand) for _ in range(4)]
     budget = args.minutes * 60
     step = 0
     while time.time() - t_start < budget:
-        y, ref, gt = make_batch(train, rng, args.batch, w, h, args.train_disp, multiple)
+        y, ref, gt, c = make_batch(train, rng, args.batch, w, h, args.train_disp, multiple, cand)
         net.train()
         for group in opt.param_groups:  # cosine decay over the wall-clock budget
             group["lr"] = args.lr * 0.5 * (1 + np.cos(np.pi * min(1.0, (time.time() - t_start) / budget)))
-        pred = net(y, ref)
-        loss = torch.nn.functional.mse_loss(pred, gt)
+        pred, rough = net.colorize(y, ref, c)
+        # MSE on the final CbCr (the paper's loss) plus a deep-supervision term on the rough colorization C'.
+        loss = torch.nn.functional.mse_loss(pred, gt) + args.rough_weight * torch.nn.functional.mse_loss(rough, gt)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -199,8 +215,9 @@ def main(argv: list[str] | None = None) -> int:
             torch.save(net.state_dict(), out / "weights.pt")
     net.eval()
     with torch.no_grad():
-        val_psnr = float(np.mean([chroma_psnr(net(y, r), g) for y, r, g in val_batches]))
-        base_psnr = float(np.mean([chroma_psnr(r[:, 1:], g) for y, r, g in val_batches]))
+        val_psnr = float(np.mean([chroma_psnr(net(y, r, c), g) for y, r, g, c in val_batches]))
+        base_psnr = float(np.mean([chroma_psnr(r[:, 1:], g) for y, r, g, c in val_batches]))
+        cand_psnr = float(np.mean([chroma_psnr(c, g) for y, r, g, c in val_batches])) if cand else None
     torch.save(net.state_dict(), out / "weights.pt")
     record = {
         "config": args.config,
@@ -211,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         "train_disp": args.train_disp,
         "lr": args.lr,
         "optimizer": "Adam, cosine decay over the time budget",
-        "loss": "MSE on CbCr",
+        "loss": f"MSE on CbCr + {args.rough_weight} x MSE of the rough colorization",
         "seconds": round(time.time() - t_start, 1),
         "threads": 1,
         "data": "synthetic rectified stereo from depth layers over package stills (streamfuse.synth.package_stills), "
@@ -220,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         "validation": {
             "chroma_psnr_db": round(val_psnr, 2),
             "unaligned_reference_chroma_psnr_db": round(base_psnr, 2),
+            "guided_candidate_chroma_psnr_db": cand_psnr and round(cand_psnr, 2),
             "pairs": 16,
         },
     }

@@ -5,7 +5,9 @@ rectified (``streamfuse calibrate`` + ``streamfuse.rectify.Rectifier``), with th
 mono camera (``reference_side="left"`` flips both frames for the mirrored rig). The reference is brought to the
 mono size once per reference; when the disparity range asked for exceeds what the graph searches, or the
 memory estimate exceeds ``memory_gb``, the pair is processed at a reduced working size and the chroma is
-upsampled with the mono luma as guide. Runs through ONNX Runtime (streamfuse.runtime); never imports torch.
+upsampled with the mono luma as guide. The fast config also hands the network the classical ``guided``
+colorization as a candidate, which its colour-residue stage blends per pixel with the weight-volume result.
+Runs through ONNX Runtime (streamfuse.runtime); never imports torch.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from streamfuse.color import merge_luma_chroma
+from streamfuse.color import merge_luma_chroma, rgb_to_ycbcr
 from streamfuse.engines.base import Engine, EngineError, ReferenceState
 from streamfuse.engines.ccdc import engines_dir, pad_to, upsample_chroma
+from streamfuse.engines.guided import GuidedEngine
 from streamfuse.runtime.factory import create_executor
 
 
@@ -35,16 +38,26 @@ def load_duallens_manifest(model: str | Path) -> tuple[dict, Path]:
     return json.loads(path.read_text()), folder
 
 
-def network_inputs(mono: np.ndarray, ref_ycbcr: np.ndarray, multiple: int) -> dict[str, np.ndarray]:
-    """Graph inputs from a mono frame (H×W uint8) and reference YCbCr (any size): padded, in [0, 1].
+def guided_candidate(guided: GuidedEngine, mono: np.ndarray, ref: ReferenceState | np.ndarray) -> np.ndarray:
+    """The classical candidate chroma (H×W×2 float32, 0..255): the ``guided`` engine's DIS-flow colorization."""
+    return rgb_to_ycbcr(guided.colorize(mono, ref).astype(np.float32))[..., 1:]
 
-    Shared with training (tools/train_duallens.py), so both see the same preprocessing.
+
+def network_inputs(
+    mono: np.ndarray, ref_ycbcr: np.ndarray, multiple: int, cand: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """Graph inputs from a mono frame (H×W uint8), reference YCbCr (any size) and optionally the candidate
+    chroma (H×W×2, 0..255): padded, in [0, 1]. Shared with training, so both see the same preprocessing.
     """
     h, w = mono.shape
     ycc = ref_ycbcr if ref_ycbcr.shape[:2] == (h, w) else cv2.resize(ref_ycbcr, (w, h), interpolation=cv2.INTER_CUBIC)
     y = pad_to(mono[None].astype(np.float32) * (1.0 / 255.0), multiple)
     ref = pad_to(np.clip(ycc.astype(np.float32) * (1.0 / 255.0), 0, 1).transpose(2, 0, 1), multiple)
-    return {"y": y[None], "ref": np.ascontiguousarray(ref[None])}
+    inputs = {"y": y[None], "ref": np.ascontiguousarray(ref[None])}
+    if cand is not None:
+        c = pad_to(np.clip(cand.astype(np.float32) * (1.0 / 255.0), 0, 1).transpose(2, 0, 1), multiple)
+        inputs["cand"] = np.ascontiguousarray(c[None])
+    return inputs
 
 
 def estimate_memory_gb(arch: dict, width: int, height: int) -> float:
@@ -96,6 +109,7 @@ class DualLensEngine(Engine):
         self.memory_gb = float(memory_gb)
         opts = {"threads": threads} if threads and backend == "onnxruntime" else {}
         self.executor = create_executor(folder / self.manifest["onnx"], backend, **opts)
+        self._guided = GuidedEngine() if self.arch.get("candidate") else None
 
     def work_scale(self, width: int, height: int) -> float:
         """Downscale factor of the working size: 1 unless the disparity range or the memory budget demand more."""
@@ -114,13 +128,28 @@ class DualLensEngine(Engine):
             state.cache[("duallens", size)] = cached
         return cached
 
+    def _guided_reference(self, state: ReferenceState, size: tuple[int, int]) -> ReferenceState:
+        """The guided engine's prepared reference (flipped, never larger than the working size), once per reference."""
+        key = ("duallens-guided", size)
+        cached = state.cache.get(key)
+        if cached is None:
+            rgb = state.rgb[:, ::-1] if self.flip else state.rgb
+            if rgb.shape[1] > size[0] or rgb.shape[0] > size[1]:
+                rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+            cached = state.cache[key] = self._guided.prepare_reference(np.ascontiguousarray(rgb))
+        return cached
+
     def _colorize(self, mono: np.ndarray, state: ReferenceState) -> np.ndarray:
         h, w = mono.shape
         f = self.work_scale(w, h)
         size = (w, h) if f == 1 else (max(16, round(w / f)), max(16, round(h / f)))
         mono_w = mono if f == 1 else cv2.resize(mono, size, interpolation=cv2.INTER_AREA)
         net_mono = np.ascontiguousarray(mono_w[:, ::-1]) if self.flip else mono_w
-        out = self.executor.run(network_inputs(net_mono, self._reference_at(state, size), self.multiple))["cbcr"]
+        cand = None
+        if self._guided is not None:
+            cand = guided_candidate(self._guided, net_mono, self._guided_reference(state, size))
+        out = self.executor.run(network_inputs(net_mono, self._reference_at(state, size), self.multiple, cand))
+        out = out["cbcr"]
         chroma = out[0, :, : size[1], : size[0]].transpose(1, 2, 0) * 255.0
         if self.flip:
             chroma = chroma[:, ::-1]

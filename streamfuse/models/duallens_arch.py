@@ -160,19 +160,24 @@ class DualLensNet(nn.Module):
         min_disp: int = 0,
         residue_n: int = 32,
         residue_blocks: int = 8,
+        diff: bool = False,
+        candidate: bool = False,
     ) -> None:
         super().__init__()
         if stride < 2 or stride & (stride - 1):
             raise ValueError(f"stride must be a power of two >= 2, got {stride}")
         self.n, self.stride, self.levels = n, stride, levels
         self.max_disp, self.min_disp = int(max_disp), int(min_disp)
+        self.diff = bool(diff)
+        self.candidate = bool(candidate)
+        cv = (3 if self.diff else 2) * n  # volume channels
         self.resnet1 = ResNet(1, n, blocks, n, stride=2)
         self.register_buffer("hat", hat_kernel(stride), persistent=False)
-        self.attention = Attention(2 * n, n)
-        self.regularizer = Regularizer3d(2 * n, n, levels)
-        self.resnet2 = ResNet(2, residue_n, residue_blocks, residue_n)
+        self.attention = Attention(cv, n)
+        self.regularizer = Regularizer3d(cv, n, levels)
+        self.resnet2 = ResNet(4 if self.candidate else 2, residue_n, residue_blocks, residue_n)
         self.resnet3 = ResNet(1, residue_n, residue_blocks, residue_n)
-        self.resnet4 = ResNet(2 * residue_n, residue_n, residue_blocks, 2)
+        self.resnet4 = ResNet(2 * residue_n, residue_n, residue_blocks, 3 if self.candidate else 2)
         # Start as "rough colorization only" (zero residue) and uniform weights; training departs from there.
         for layer in (self.resnet4.tail, self.regularizer.head):
             nn.init.zeros_(layer.weight)
@@ -197,10 +202,19 @@ class DualLensNet(nn.Module):
         """Logits of the weight volume at 1/stride: (B, D, H/stride, W/stride)."""
         f_mono, f_ref = self.features(y), self.features(ref_y)
         cands = self.candidates()
-        volume = torch.cat([f_mono.unsqueeze(2).expand(-1, -1, len(cands), -1, -1), shift_stack(f_ref, cands)], 1)
+        f_mono = f_mono.unsqueeze(2).expand(-1, -1, len(cands), -1, -1)
+        f_ref = shift_stack(f_ref, cands)
+        parts = [f_mono, f_ref, (f_mono - f_ref).abs()] if self.diff else [f_mono, f_ref]
+        volume = torch.cat(parts, 1)
         return self.regularizer(self.attention(volume))
 
-    def forward(self, y: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    def forward(self, y: torch.Tensor, ref: torch.Tensor, cand: torch.Tensor | None = None) -> torch.Tensor:
+        return self.colorize(y, ref, cand)[0]
+
+    def colorize(
+        self, y: torch.Tensor, ref: torch.Tensor, cand: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(final CbCr, rough CbCr C′); training supervises both. ``cand``: the classical candidate CbCr."""
         logits = self.weight_logits(y, ref[:, :1])
         cands, s = self.candidates(), self.stride
         # W at full resolution: softmax over candidates, bilinear in x and y; linear interpolation between
@@ -208,8 +222,15 @@ class DualLensNet(nn.Module):
         weights = F.interpolate(torch.softmax(logits, dim=1), scale_factor=s, mode="bilinear", align_corners=False)
         shifted = shift_stack(hat_filter(ref[:, 1:], self.hat), range(s * cands.start, s * cands.stop, s))
         rough = (shifted * weights.unsqueeze(1)).sum(dim=2)
-        g = torch.cat([self.resnet2(rough - 0.5), self.resnet3(y - 0.5)], dim=1)
-        return rough + self.resnet4(g)
+        if not self.candidate:
+            g = torch.cat([self.resnet2(rough - 0.5), self.resnet3(y - 0.5)], dim=1)
+            return rough + self.resnet4(g), rough
+        if cand is None:
+            raise ValueError("this DualLensNet was built with candidate=True: pass the candidate CbCr")
+        g = torch.cat([self.resnet2(torch.cat([rough, cand], 1) - 0.5), self.resnet3(y - 0.5)], dim=1)
+        out = self.resnet4(g)
+        alpha = torch.sigmoid(out[:, :1])  # per-pixel trust in the weight-volume result vs the candidate
+        return alpha * rough + (1 - alpha) * cand + out[:, 1:], rough
 
 
 # --- configs --------------------------------------------------------------------------------------------------
@@ -236,6 +257,8 @@ CONFIGS: dict[str, dict[str, Any]] = {
         "min_disp": -8,
         "residue_n": 16,
         "residue_blocks": 2,
+        "diff": True,  # the volume also carries |f_mono − f_ref|: matching is learned in CPU minutes
+        "candidate": True,  # colour residue learning also blends in the classical guided (DIS-flow) chroma
     },
 }
 
@@ -254,8 +277,19 @@ def build_model(config: dict[str, Any]) -> DualLensNet:
     Example:
         >>> net = build_model(CONFIGS["duallens"])
     """
-    allowed = {"n", "blocks", "stride", "levels", "max_disp", "min_disp", "residue_n", "residue_blocks"}
+    allowed = {
+        "n",
+        "blocks",
+        "stride",
+        "levels",
+        "max_disp",
+        "min_disp",
+        "residue_n",
+        "residue_blocks",
+        "diff",
+        "candidate",
+    }
     unknown = sorted(set(config) - allowed)
     if unknown:
         raise ValueError(f"unknown duallens config key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
-    return DualLensNet(**{k: int(v) for k, v in config.items()})
+    return DualLensNet(**{k: (bool(v) if k in ("diff", "candidate") else int(v)) for k, v in config.items()})
