@@ -147,3 +147,26 @@ def test_missing_data_folder_says_how_to_install(tmp_path, monkeypatch, capsys):
 def test_tree_video_has_nine_clips():
     clips = load_clips(f"{OPENCV_DATA}/tree.avi")
     assert len(clips) == 9 and all(len(frames) == 3 for frames in clips.values())
+
+
+def test_eval_command_end_to_end_on_generated_data(tmp_path, capsys):
+    """The whole `streamfuse eval` on a small stand-in for the opencv-doc folder: table, JSON, plot, images."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for i, name in enumerate(("vtest.avi", "Megamind.avi", "tree.avi")):
+        scene = textured_scene(48, 64, seed=10 + i)
+        _write_avi(data / name, [np.roll(scene, k, axis=1) for k in range(15)])  # clips at frames 0 and 7
+    for i, (left, right) in enumerate((("aloeL.jpg", "aloeR.jpg"), ("rubberwhale1.png", "rubberwhale2.png"))):
+        scene = textured_scene(48, 64, seed=20 + i)
+        cv2.imwrite(str(data / left), cv2.cvtColor(scene, cv2.COLOR_RGB2BGR))
+        cv2.imwrite(str(data / right), cv2.cvtColor(np.roll(scene, 3, axis=1), cv2.COLOR_RGB2BGR))
+    out = tmp_path / "eval.json"
+    argv = ["eval", "--data", str(data), "--engines", "naive", "--quick", "--json", str(out)]
+    assert main([*argv, "--images", str(tmp_path / "img")]) == 0
+    doc = json.loads(out.read_text())
+    # video: 3 videos x 2 clips x 2 scales x 2 targets; stereo: 2 pairs x 2 scales x 2 setups
+    assert len(doc["records"]) == 3 * 2 * 2 * 2 + 8
+    assert {r["target"] for r in doc["records"]} == {"near", "far", "Setup1", "Setup2"}
+    assert "| video | vtest | x4 | near | 2 |" in capsys.readouterr().out
+    assert (tmp_path / "eval.png").is_file()
+    assert len(list((tmp_path / "img").glob("*.png"))) == 3 * 2 * 2 * 2 + 8  # 2 clips per video are shown

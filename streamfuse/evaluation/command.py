@@ -58,7 +58,10 @@ def evaluate(
     if plot_path is None and json_path is not None:
         plot_path = Path(json_path).with_suffix(".png")
     if plot_path is not None and records:
-        print(f"wrote {plot_chroma_psnr(document['records'], plot_path)}", file=out)
+        try:
+            print(f"wrote {plot_chroma_psnr(document['records'], plot_path)}", file=out)
+        except ImportError:
+            print("plot skipped: matplotlib is not installed (pip install 'streamfuse[eval]')", file=out)
     if saver is not None:
         print(f"wrote {len(saver.written)} side-by-side images to {images_dir}", file=out)
     return document
