@@ -233,6 +233,7 @@ class ZmqInbox(Inbox):
         self.socks = {name: zctx.bind_pull(ep, hwm, max_message_bytes) for name, ep in endpoints.items()}
         self._names = {s: n for n, s in self.socks.items()}
         self._pollers: dict[frozenset, zmq.Poller] = {}
+        self._turn = 0
 
     def _poller(self, links: frozenset) -> zmq.Poller:
         poller = self._pollers.get(links)
@@ -245,7 +246,9 @@ class ZmqInbox(Inbox):
 
     def recv(self, timeout_ms: int, links: set[str] | None = None) -> tuple[str, list] | None:
         wanted = frozenset(links) if links is not None else frozenset(self.socks)
-        for name in wanted:  # drain ready sockets without a poll syscall first
+        order = sorted(wanted)  # ready sockets first, taking turns, so that a busy link cannot starve another
+        self._turn = (self._turn + 1) % len(order)
+        for name in order[self._turn :] + order[: self._turn]:
             try:
                 return name, self.socks[name].recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
