@@ -167,6 +167,34 @@ def _cmd_node(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- keygen --------------------------------------------------------------------------------------------
+
+
+def _add_keygen(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("keygen", help="write CURVE key pairs for encrypted, authenticated tcp links between hosts")
+    p.add_argument("--out", required=True, help="folder for the key files")
+    p.add_argument(
+        "--name",
+        action="append",
+        help="key pair name, repeatable (default: server and client); writes NAME.key and NAME.key_secret",
+    )
+    p.add_argument("--force", action="store_true", help="replace key files that already exist")
+    p.set_defaults(func=_cmd_keygen)
+
+
+def _cmd_keygen(args: argparse.Namespace) -> int:
+    from streamfuse.security import create_keypair
+
+    for name in args.name or ["server", "client"]:
+        public, secret = create_keypair(args.out, name, args.force)
+        print(f"{name}: public key {public}, secret key {secret} (owner-only; never share it)")
+    print(
+        "binding side: server_secret_key + authorized_clients (a folder holding the clients' .key files); "
+        "connecting side: client_secret_key + server_public_key"
+    )
+    return 0
+
+
 # --- build-engine --------------------------------------------------------------------------------------
 
 
@@ -359,6 +387,7 @@ COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_build_engine,
     _add_run,
     _add_node,
+    _add_keygen,
     _add_colorize,
     _add_calibrate,
     _add_eval,
