@@ -212,6 +212,26 @@ def test_signal_finalizes_every_output_and_leaves_no_process(tmp_path: Path, sce
     assert node_pids(config, "node") == []  # and no orphan is left
 
 
+def test_killed_launcher_leaves_no_orphan_and_a_finalized_file(tmp_path: Path, scene: Path) -> None:
+    config = write_rig(tmp_path, scene)
+    run = subprocess.Popen([*STREAMFUSE, "run", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: (tmp_path / "out.mp4").exists(), 60, "the first recorded frames")
+        children = node_pids(config, "node")
+        assert len(children) == 4
+        time.sleep(1.0)
+        run.kill()  # SIGKILL: the launcher cannot forward anything; its nodes get SIGTERM from the kernel
+        run.wait(10)
+        wait_for(lambda: node_pids(config, "node") == [], 30, "every node to exit after the launcher died")
+    finally:
+        if run.poll() is None:
+            run.kill()
+        for pid in node_pids(config, "node"):
+            os.kill(pid, signal.SIGKILL)
+    assert b"mfra" in (tmp_path / "out.mp4").read_bytes()[-256:]  # the encoder still finalized its file
+    assert len(decode_all(tmp_path / "out.mp4")) > 0
+
+
 # --- sources: clear errors, and live reconnect with backoff ----------------------------------------------
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import threading
@@ -62,6 +63,7 @@ class StopFlag:
     def install(self) -> StopFlag:
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, self._handle)
+        stop_with_launcher()
         return self
 
     def _handle(self, signum: int, _frame: Any) -> None:
@@ -76,6 +78,23 @@ class StopFlag:
 
     def wait(self, seconds: float) -> bool:
         return self._event.wait(seconds)
+
+
+LAUNCHER_PID_ENV = "STREAMFUSE_LAUNCHER_PID"  # set by `streamfuse run` for the nodes it supervises
+
+
+def stop_with_launcher() -> None:
+    """A node started by `streamfuse run` gets SIGTERM (finalize and exit) if the launcher dies, even by kill -9,
+    so that no orphan node is left running. Linux only; standalone nodes are not affected."""
+    launcher = os.environ.get(LAUNCHER_PID_ENV)
+    if not launcher or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0)
+    if os.getppid() != int(launcher):  # the launcher died before the request was in place
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def percentile(values: list[float], q: float) -> float | None:

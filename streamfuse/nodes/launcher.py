@@ -23,6 +23,7 @@ from typing import Any, TextIO
 from streamfuse.config import RigConfig, dump_config, load_config
 from streamfuse.engines import available_engines
 from streamfuse.errors import ConfigError
+from streamfuse.nodes.common import LAUNCHER_PID_ENV
 
 log = logging.getLogger("streamfuse.run")
 
@@ -119,7 +120,7 @@ class Launcher:
     def run(self) -> dict:
         """Start the nodes (downstream first), supervise them, and return the run summary."""
         run_dir = self._run_dir = tempfile.mkdtemp(prefix="sf-")
-        env = self._env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = self._env = {**os.environ, "PYTHONUNBUFFERED": "1", LAUNCHER_PID_ENV: str(os.getpid())}
         epoch_ns = time.time_ns() + int(STARTUP_S * 1e9)
         old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         started = time.monotonic()
