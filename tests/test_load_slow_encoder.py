@@ -81,7 +81,7 @@ def run_slow(config: Path, args: list[str], sample: bool) -> tuple[dict, dict[st
 def test_live_slow_consumer_keeps_memory_bounded_and_counts_drops(tmp_path: Path, record_property) -> None:
     summary, rss = run_slow(write_rig(tmp_path, "live"), ["--duration", "10"], sample=True)
     assert set(rss) == {"launcher", "encode", "fuse", "capture:mono", "capture:color"}
-    peaks = {}
+    peaks, growths = {}, {}
     for name, samples in rss.items():
         values = [mb for t, mb in samples]
         steady = [mb for t, mb in samples if t > 4.0]  # every node is up and the encoder is behind
@@ -89,7 +89,7 @@ def test_live_slow_consumer_keeps_memory_bounded_and_counts_drops(tmp_path: Path
         third = len(steady) // 3
         growth = max(steady[-third:]) - max(steady[:third])
         assert growth < 25, f"{name} grew {growth:.0f} MiB under the slow encoder"
-        peaks[name] = round(max(values), 1)
+        peaks[name], growths[name] = round(max(values), 1), round(growth, 1)
     assert max(peaks.values()) < 1024
     # the slow encoder made the fusion node drop stale results (counted) instead of queueing them
     dropped = summary["fuse_output_dropped"] + summary["fuse_stale_dropped"] + summary["capture_dropped"]
@@ -103,6 +103,7 @@ def test_live_slow_consumer_keeps_memory_bounded_and_counts_drops(tmp_path: Path
     with av.open(summary["outputs"][0]) as container:
         assert sum(1 for _ in container.decode(video=0)) == summary["frames_out"]
     print(f"\nFIGURE live slow encoder ({DELAY_MS} ms/frame): peak RSS MiB {peaks}")
+    print(f"FIGURE RSS growth MiB, last third vs first third of the steady state: {growths}")
     print(f"FIGURE frames in {summary['frames_in']} out {summary['frames_out']}, in flight at the stop {in_flight}")
     print(
         f"FIGURE dropped: capture {summary['capture_dropped']} stale mono {summary['fuse_stale_dropped']}"
