@@ -22,8 +22,11 @@ import numpy as np
 
 from streamfuse.color import merge_luma_chroma
 from streamfuse.engines.base import Engine, EngineError, ReferenceState
-from streamfuse.engines.guided import PRESETS, guided_coefficients
+from streamfuse.engines.guided import GuidedEngine, guided_coefficients
 from streamfuse.runtime.base import Executor
+
+# Kept in step with streamfuse.models.ccdc_arch.CANDIDATES (that module imports torch).
+CANDIDATES = ("dis", "fill", "smooth", "zero")
 
 FAST_MULTIPLE = 32  # CCDCFast: stride-2 stem + 3 downsamples + margin
 PAPER_MULTIPLE = 64  # FlowNetS: six stride-2 levels
@@ -59,51 +62,71 @@ def sha256_file(path: Path) -> str:
 # --- shared feature construction (also used by training, so train and inference see the same inputs) ------
 
 
-def work_size(mono_shape: tuple[int, int], ref_shape: tuple[int, int], work_factor: float) -> tuple[int, int]:
-    """Working size (w, h): up to ``work_factor`` × the reference resolution, never above the mono size."""
-    scale = min(mono_shape[0] / ref_shape[0], work_factor)
-    w = min(mono_shape[1], max(8, round(ref_shape[1] * scale)))
-    h = min(mono_shape[0], max(8, round(ref_shape[0] * scale)))
-    return w, h
+def classical_stage(classic: GuidedEngine, mono: np.ndarray, state: ReferenceState) -> dict[str, Any]:
+    """The ``guided`` engine's alignment at its working size: blur-matched DIS flow, warp and occlusion fill.
 
-
-def reference_planes(ref_ycbcr: np.ndarray, size: tuple[int, int]) -> dict[str, np.ndarray]:
-    """Reference work for the fast engine: YCbCr at the working size (float32) and its sampling grid."""
-    ycc = cv2.resize(ref_ycbcr, size, interpolation=cv2.INTER_CUBIC).astype(np.float32)
-    gx, gy = np.meshgrid(np.arange(size[0], dtype=np.float32), np.arange(size[1], dtype=np.float32))
-    norm = ycc.copy()
-    norm[..., 0] *= 1.0 / 255.0
-    norm[..., 1:] = (norm[..., 1:] - 128.0) * (1.0 / 255.0)
+    Returns the working-size planes the network needs: mono, blur-matched guide, reference planes, flow,
+    warped reference YCbCr and the filled chroma (all float32 on a 0..255 scale).
+    """
+    full = (mono.shape[1], mono.shape[0])
+    size = classic._work_size(mono.shape, state.shape)
+    mono_w = mono if size == full else cv2.resize(mono, size, interpolation=cv2.INTER_AREA)
+    ref_size = (state.shape[1], state.shape[0])
+    mono_at_ref = cv2.resize(mono_w, ref_size, interpolation=cv2.INTER_AREA).astype(np.float32)
+    ref = classic._reference_at(state, size, mono_at_ref)
+    guide = cv2.resize(mono_at_ref, size, interpolation=cv2.INTER_CUBIC)
+    guide8 = np.clip(np.rint(guide), 0, 255).astype(np.uint8) if ref_size != size else mono_w
+    flow = classic._flow(guide8, ref, state)
+    warped = cv2.remap(
+        ref["ycc"],
+        ref["gx"] + flow[..., 0],
+        ref["gy"] + flow[..., 1],
+        cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
     return {
-        "y8": np.ascontiguousarray(np.clip(np.rint(ycc[..., 0]), 0, 255).astype(np.uint8)),
-        "ycc": norm,
-        "gx": gx,
-        "gy": gy,
+        "size": size,
+        "mono_w": mono_w,
+        "guide": guide,
+        "ref": ref,
+        "flow": flow,
+        "warped": warped,
+        "fill": classic._fill_occlusions(guide, warped),
     }
 
 
-def fast_features(mono_w: np.ndarray, ref: Mapping[str, np.ndarray], flow: np.ndarray) -> np.ndarray:
-    """Network input (C, h, w) float32: mono, then per candidate (DIS warp, smoothed-flow warp, no warp)
-    its Y, Cb, Cr and warp error (the visibility cue), then the DIS flow (scaled)."""
-    h, w = mono_w.shape
-    y = mono_w.astype(np.float32) * (1.0 / 255.0)
+def _norm(y: np.ndarray, cb: np.ndarray, cr: np.ndarray) -> list[np.ndarray]:
+    return [y * (1.0 / 255.0), (cb - 128.0) * (1.0 / 255.0), (cr - 128.0) * (1.0 / 255.0)]
+
+
+def fast_features(st: Mapping[str, Any]) -> np.ndarray:
+    """Network input (C, h, w) float32: mono; per candidate (DIS warp, guided's occlusion fill, smoothed-flow
+    warp, no warp) its Y, Cb, Cr and luma warp error against the blur-matched guide (the visibility cue);
+    the guide; the DIS flow (scaled by 1/32)."""
+    ref, flow, warped, fill = st["ref"], st["flow"], st["warped"], st["fill"]
+    w = flow.shape[1]
     radius = max(2, w // 24)
     smooth = cv2.blur(flow, (2 * radius + 1, 2 * radius + 1), borderType=cv2.BORDER_REPLICATE)
-    chans = [y]
-    for f in (flow, smooth, None):
-        if f is None:
-            cand = ref["ycc"]
-        else:
-            cand = cv2.remap(
-                ref["ycc"],
-                ref["gx"] + f[..., 0],
-                ref["gy"] + f[..., 1],
-                cv2.INTER_LINEAR,
-                borderMode=cv2.BORDER_REPLICATE,
-            )
-        chans += [cand[..., 0], cand[..., 1], cand[..., 2], cand[..., 0] - y]
-    chans += [flow[..., 0] * (1.0 / 32.0), flow[..., 1] * (1.0 / 32.0)]
-    return np.stack(chans, 0)
+    smooth_w = cv2.remap(
+        ref["ycc"],
+        ref["gx"] + smooth[..., 0],
+        ref["gy"] + smooth[..., 1],
+        cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
+    g = st["guide"] * (1.0 / 255.0)
+    cands = {
+        "dis": (warped[..., 0], warped[..., 1], warped[..., 2]),
+        "fill": (warped[..., 0], fill[..., 0], fill[..., 1]),
+        "smooth": (smooth_w[..., 0], smooth_w[..., 1], smooth_w[..., 2]),
+        "zero": (ref["ycc"][..., 0], ref["ycc"][..., 1], ref["ycc"][..., 2]),
+    }
+    chans = [st["mono_w"].astype(np.float32) * (1.0 / 255.0)]
+    for name in CANDIDATES:
+        y, cb, cr = _norm(*cands[name])
+        chans += [y, cb, cr, y - g]
+    chans += [g, flow[..., 0] * (1.0 / 32.0), flow[..., 1] * (1.0 / 32.0)]
+    return np.stack(chans, 0).astype(np.float32)
 
 
 def pad_to(x: np.ndarray, multiple: int) -> np.ndarray:
@@ -192,15 +215,15 @@ def _executor(folder: Path, manifest: dict, key: str, graph: str, backend: str, 
 
 
 class CCDCEngine(Engine):
-    """Fast CCDC: DIS alignment + learned candidate blending/occlusion filling at reference resolution.
+    """Fast CCDC: guided's DIS alignment + learned alignment refinement and occlusion filling at reference
+    resolution, then a gated luma-guided upsampling.
 
     Args:
         model: shipped model name (folder under engines/) or a folder with manifest.json.
         backend: onnxruntime (default), torch, or tensorrt.
         threads: inference threads (ORT intra-op / torch).
-        preset: DIS preset for the initial alignment (ultrafast, fast, medium).
-        work_factor: alignment/network resolution as a multiple of the reference resolution.
         detail: weight of the luma-guided high-resolution detail term (None = the manifest's validated value).
+        radius, eps: guided-filter radius (working pixels) and regularization of the detail term.
     """
 
     name = "ccdc"
@@ -210,47 +233,54 @@ class CCDCEngine(Engine):
         model: str = "ccdc",
         backend: str = "onnxruntime",
         threads: int | None = None,
-        preset: str = "fast",
-        work_factor: float = 2.0,
         detail: float | None = None,
         radius: int = 2,
         eps: float = 1e-3,
     ) -> None:
         super().__init__()
-        if preset not in PRESETS:
-            raise EngineError(f"ccdc: unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
-        if work_factor < 1:
-            raise EngineError(f"ccdc: work_factor must be >= 1, got {work_factor}")
         self.manifest, folder = load_manifest(model)
         if self.manifest["arch"].get("arch") != "fast":
             raise EngineError(f"ccdc: model {model!r} is not a fast CCDC model; use engine ccdc-paper for it")
         self.executor = _executor(folder, self.manifest, "onnx", "fast", backend, threads)
-        self.preset = preset
-        self.work_factor = float(work_factor)
         self.detail = float(self.manifest.get("detail", 0.0) if detail is None else detail)
         self.radius, self.eps = int(radius), float(eps)
-        self._dis = cv2.DISOpticalFlow_create(PRESETS[preset])
+        self.classic = classical_engine()
         self.reference_work = 0  # times the reference planes were built (tests prove per-reference reuse)
 
-    def _reference_at(self, state: ReferenceState, size: tuple[int, int]) -> dict:
-        ref = state.cache.get(size)
-        if ref is None:
-            self.reference_work += 1
-            ref = reference_planes(state.ycbcr, size)
-            state.cache[size] = ref
-        return ref
+    def _prepare(self, state: ReferenceState) -> None:
+        self.classic._prepare(state)
 
     def _colorize(self, mono: np.ndarray, state: ReferenceState) -> np.ndarray:
-        size = work_size(mono.shape, state.shape, self.work_factor)
-        ref = self._reference_at(state, size)
-        full = (mono.shape[1], mono.shape[0])
-        mono_w = mono if size == full else cv2.resize(mono, size, interpolation=cv2.INTER_AREA)
-        flow = self._dis.calc(mono_w, ref["y8"], None)
-        feats = pad_to(fast_features(mono_w, ref, flow), FAST_MULTIPLE)[None]
+        cached = len(state.cache)
+        st = classical_stage(self.classic, mono, state)
+        self.reference_work += len(state.cache) - cached
+        size = st["size"]
+        feats = pad_to(fast_features(st), FAST_MULTIPLE)[None]
         out = self.executor.run({"features": np.ascontiguousarray(feats)})["chroma"][0]
         chroma_w = out[:, : size[1], : size[0]].transpose(1, 2, 0) * 255.0 + 128.0
-        chroma = upsample_chroma(mono, mono_w, np.ascontiguousarray(chroma_w), self.detail, self.radius, self.eps)
+        chroma = upsample_chroma(mono, st["mono_w"], np.ascontiguousarray(chroma_w), self.detail, self.radius, self.eps)
         return merge_luma_chroma(mono, chroma[..., 0], chroma[..., 1])
+
+
+# The classical stage's settings, pinned so a trained model keeps the inputs it was trained on even if the
+# `guided` engine's defaults move (these were its defaults when the shipped model was trained).
+CLASSICAL = {
+    "preset": "ultrafast",
+    "work_factor": 8.0,
+    "work_scale": 0.5,
+    "finest_scale": 0,
+    "refine_iters": 2,
+    "smoothness": 10.0,
+    "confidence": 30.0,
+    "fill_radius": 8,
+    "denoise": "auto",
+    "seed_flow": False,
+}
+
+
+def classical_engine() -> GuidedEngine:
+    """The classical first stage of ``ccdc`` (training uses the same, so its inputs match inference)."""
+    return GuidedEngine(**CLASSICAL)
 
 
 class CCDCPaperEngine(Engine):

@@ -24,8 +24,9 @@ import torch.nn.functional as F
 from torch import nn
 
 # Feature layout handed to CCDCFast by the engine (streamfuse.engines.ccdc.fast_features).
-CANDIDATES = ("dis", "smooth", "zero")
-FAST_IN_CHANNELS = 1 + 4 * len(CANDIDATES) + 2
+CANDIDATES = ("dis", "fill", "smooth", "zero")
+GUIDE_CHANNEL = 1 + 4 * len(CANDIDATES)  # blur-matched mono luma, the warping-loss target
+FAST_IN_CHANNELS = GUIDE_CHANNEL + 3
 
 
 def _conv(cin: int, cout: int, k: int = 3, stride: int = 1, act: bool = True) -> nn.Sequential:
@@ -85,7 +86,7 @@ class CCDCFast(nn.Module):
         with torch.no_grad():  # start as "use the DIS warp": the classical baseline
             self.head.weight.mul_(0.1)
             self.head.bias.zero_()
-            self.head.bias[0] = 4.0 if not refine else 2.0
+            self.head.bias[CANDIDATES.index("fill")] = 4.0 if not refine else 2.0  # start near `guided`
             if refine:
                 self.head.bias[len(CANDIDATES)] = 2.0
 

@@ -19,9 +19,8 @@ import numpy as np
 import torch
 
 from streamfuse.color import rgb_to_ycbcr
-from streamfuse.engines.ccdc import PAPER_MULTIPLE, fast_features, pad_to, reference_planes, work_size
-from streamfuse.engines.guided import PRESETS
-from streamfuse.models.ccdc_arch import CONFIGS, build_model
+from streamfuse.engines.ccdc import PAPER_MULTIPLE, classical_engine, classical_stage, fast_features, pad_to
+from streamfuse.models.ccdc_arch import CANDIDATES, CONFIGS, GUIDE_CHANNEL, build_model
 from streamfuse.synth import decode_video, load_manifest, sequence_pairs
 
 
@@ -42,8 +41,7 @@ class TrainConfig:
     epochs: int = 20
     steps_per_epoch: int = 400
     max_sequences: int = 0  # 0 = all
-    work_factor: float = 2.0
-    preset: str = "fast"
+    loss: str = "charbonnier"  # colour loss: charbonnier (the paper's) or mse (what PSNR measures)
     warp_loss: float = 0.1  # paper model: weight of the warping loss on the reference luma
     clip_grad: float = 0.5
     max_val: int = 0  # 0 = every validation pair
@@ -65,16 +63,13 @@ def psnr_255(pred: np.ndarray, truth: np.ndarray) -> float:
 # --- pair caches --------------------------------------------------------------------------------------------
 
 
-def _fast_sample(pair, dis) -> tuple[np.ndarray, np.ndarray]:
-    """(features C×h×w, target chroma 2×h×w in (c-128)/255 units) at the working resolution."""
-    size = work_size(pair.mono.shape, pair.ref.shape[:2], 2.0)
-    ref = reference_planes(rgb_to_ycbcr(pair.ref), size)
-    mono_w = cv2.resize(pair.mono, size, interpolation=cv2.INTER_AREA)
-    flow = dis.calc(mono_w, ref["y8"], None)
-    feats = fast_features(mono_w, ref, flow)
-    truth = cv2.resize(rgb_to_ycbcr(pair.truth), size, interpolation=cv2.INTER_AREA).astype(np.float32)
+def _fast_sample(pair, classic) -> tuple[np.ndarray, np.ndarray]:
+    """(features C×h×w, target chroma 2×h×w in (c-128)/255 units) at the engine's working resolution."""
+    state = classic.prepare_reference(pair.ref)
+    st = classical_stage(classic, pair.mono, state)
+    truth = cv2.resize(rgb_to_ycbcr(pair.truth), st["size"], interpolation=cv2.INTER_AREA).astype(np.float32)
     target = ((truth[..., 1:] - 128.0) / 255.0).transpose(2, 0, 1)
-    return feats, np.ascontiguousarray(target)
+    return fast_features(st), np.ascontiguousarray(target)
 
 
 def _paper_sample(pair) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -105,14 +100,14 @@ def build_cache(cfg: TrainConfig, progress: bool = True) -> dict[str, list]:
     arch = CONFIGS[cfg.model]["arch"]
     key = (
         f"{arch}-{cfg.crop}-{cfg.crops_per_pair}-{cfg.max_sequences}-{'_'.join(map(str, cfg.scales))}-"
-        f"{'_'.join(map(str, cfg.gaps))}-{cfg.preset}"
+        f"{'_'.join(map(str, cfg.gaps))}"
     )
     path = Path(cfg.data) / f"cache-{key}.npz"
     if path.is_file():
         with np.load(path, allow_pickle=True) as z:
             return z["cache"].item()
     rng = np.random.default_rng(cfg.seed)
-    dis = cv2.DISOpticalFlow_create(PRESETS[cfg.preset])
+    classic = classical_engine()
     seqs = manifest.sequences[: cfg.max_sequences or None]
     cache: dict[str, list] = {"train": [], "val": []}
     it = seqs
@@ -124,7 +119,7 @@ def build_cache(cfg: TrainConfig, progress: bool = True) -> dict[str, list]:
         frames = decode_video(Path(cfg.data) / seq["file"])
         val = seq["split"] == "val"
         for pair in sequence_pairs(frames, cfg.scales, cfg.val_gaps if val else cfg.gaps):
-            sample = _fast_sample(pair, dis) if arch == "fast" else _paper_sample(pair)
+            sample = _fast_sample(pair, classic) if arch == "fast" else _paper_sample(pair)
             if val:
                 cache["val"].append([a.astype(np.float16) for a in sample] + [pair.scale, pair.gap])
             else:
@@ -152,7 +147,7 @@ def _forward(net, arch: str, tensors: list[torch.Tensor]) -> tuple[torch.Tensor,
     if arch == "fast":
         pred = net(tensors[0])
         if getattr(net, "refine", False):  # warping loss on the learned-alignment candidate
-            return pred, charbonnier(net.last_warped_y, tensors[0][:, :1])
+            return pred, charbonnier(net.last_warped_y, tensors[0][:, GUIDE_CHANNEL : GUIDE_CHANNEL + 1])
         return pred, torch.zeros(())
     mono, ref_up = tensors[0], tensors[1]
     refs = net.reference_branch(ref_up)
@@ -176,10 +171,13 @@ def validate(net, cache: dict, arch: str, cfg_max_val: int = 0) -> dict[str, flo
             pred = pred[0, :, :h, :w].numpy()
             res.setdefault(f"x{scale}_gap{gap}", []).append(psnr_255(pred * 255, target * 255))
             if arch == "fast":
-                res.setdefault(f"x{scale}_gap{gap}_dis", []).append(psnr_255(arrays[0][2:4] * 255, target * 255))
+                fill = 2 + 4 * CANDIDATES.index("fill")  # the classical `guided` chroma, as a baseline
+                res.setdefault(f"x{scale}_gap{gap}_guided", []).append(
+                    psnr_255(arrays[0][fill : fill + 2] * 255, target * 255)
+                )
     net.train()
     out = {k: round(float(np.mean(v)), 3) for k, v in sorted(res.items())}
-    model_keys = [k for k in out if not k.endswith("_dis")]
+    model_keys = [k for k in out if not k.endswith("_guided")]
     out["mean"] = round(float(np.mean([out[k] for k in model_keys])), 3)
     return out
 
@@ -227,7 +225,12 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
         for _ in steps:
             tensors = _batch(cache["train"], rng.integers(0, len(cache["train"]), cfg.batch), rng, arch)
             pred, warp = _forward(net, arch, tensors)
-            loss = charbonnier(pred, tensors[-1]) + cfg.warp_loss * warp
+            colour = (
+                torch.nn.functional.mse_loss(pred, tensors[-1]) * 100.0
+                if cfg.loss == "mse"
+                else charbonnier(pred, tensors[-1])
+            )
+            loss = colour + cfg.warp_loss * warp
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.clip_grad)  # the warp path can spike
@@ -313,6 +316,12 @@ def run(cfg: TrainConfig, resume: bool = False, export_dir: str | None = None, c
             },
         )
         if CONFIGS[cfg.model]["arch"] == "fast":
+            from streamfuse.engines.ccdc import CLASSICAL
+
+            path = Path(export_dir) / "manifest.json"
+            manifest = json.loads(path.read_text())
+            manifest["classical_stage"] = {"engine": "guided", **CLASSICAL}
+            path.write_text(json.dumps(manifest, indent=1) + "\n")
             select_detail(export_dir, cfg.data)
     return summary
 
