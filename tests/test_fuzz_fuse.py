@@ -17,10 +17,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 import zmq
 from conftest import moving_frames, write_video
 
+from streamfuse.config import dump_config, synthetic_rig_config
+from streamfuse.config.schema import LimitsConfig
 from streamfuse.wire import FLAG_EOS, HEADER, MAGIC, VERSION, PixelFormat, decode_header, encode_frame
 
 pytestmark = pytest.mark.slow
@@ -147,17 +148,12 @@ class Output:
 
 def write_rig(tmp_path: Path) -> Path:
     video = write_video(tmp_path / "scene.mp4", moving_frames(8))
-    rig = {
-        "name": "fuzz",
-        "mode": "live",
-        "engine": {"name": "naive"},
-        "synthetic": {"video": str(video)},
-        "cameras": {"mono": {"role": "mono", "source": "synthetic"}, "color": {"role": "color", "source": "synthetic"}},
-        "outputs": [{"path": str(tmp_path / "unused.mp4")}],
-        "limits": {"max_side": MAX_SIDE, "max_pixels": MAX_PIXELS},
-    }
+    cfg = synthetic_rig_config(
+        (160, 120), engine="naive", mode="live", output=str(tmp_path / "unused.mp4"), video=video
+    )
+    cfg.limits = LimitsConfig(max_side=MAX_SIDE, max_pixels=MAX_PIXELS)
     path = tmp_path / "rig.yaml"
-    path.write_text(yaml.safe_dump(rig, sort_keys=False))
+    dump_config(cfg, path)
     return path
 
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import av
 import pytest
-import yaml
 from conftest import moving_frames, write_video
 
+from streamfuse.config import dump_config, synthetic_rig_config
 from streamfuse.faults import ENCODE_DELAY_ENV, pids_with_arg, vm_rss_mb
 
 pytestmark = pytest.mark.slow
@@ -26,19 +26,10 @@ DELAY_MS = 150  # the encoder manages about 6 fps of a 30 fps camera
 
 def write_rig(tmp_path: Path, mode: str) -> Path:
     video = write_video(tmp_path / "scene.mp4", moving_frames(60, 240, 320, speed=2))
-    rig = {
-        "name": "load",
-        "mode": mode,
-        "engine": {"name": "naive"},
-        "synthetic": {"video": str(video), "scale": 4, "loop": mode == "live"},
-        "cameras": {
-            "mono": {"role": "mono", "source": "synthetic", "fps": 30},
-            "color": {"role": "color", "source": "synthetic"},
-        },
-        "outputs": [{"path": str(tmp_path / "out.mp4")}],
-    }
+    output = str(tmp_path / "out.mp4")
+    cfg = synthetic_rig_config((320, 240), engine="naive", mode=mode, output=output, video=video, loop=mode == "live")
     path = tmp_path / "rig.yaml"
-    path.write_text(yaml.safe_dump(rig, sort_keys=False))
+    dump_config(cfg, path)
     return path
 
 

@@ -21,10 +21,11 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-import yaml
 import zmq
 from conftest import moving_frames, write_video
 
+from streamfuse.config import dump_config, synthetic_rig_config
+from streamfuse.config.schema import CameraConfig, OutputConfig, SyncConfig
 from streamfuse.faults import pids_with_arg
 from streamfuse.wire import encode_frame
 
@@ -32,22 +33,13 @@ pytestmark = pytest.mark.slow
 STREAMFUSE = [sys.executable, "-m", "streamfuse"]
 
 
-def write_rig(tmp_path: Path, video: Path, mode: str = "live", **extra) -> Path:
-    """A synthetic two-camera rig with the cheap naive engine; ``extra`` replaces top-level sections."""
-    rig = {
-        "name": "faults",
-        "mode": mode,
-        "engine": {"name": "naive"},
-        "synthetic": {"video": str(video), "scale": 4, "loop": True},
-        "cameras": {
-            "mono": {"role": "mono", "source": "synthetic", "fps": 30},
-            "color": {"role": "color", "source": "synthetic"},
-        },
-        "outputs": [{"path": str(tmp_path / "out.mp4")}],
-        **extra,
-    }
+def write_rig(tmp_path: Path, video: Path, mode: str = "live", **sections) -> Path:
+    """The synthetic two-camera rig (160x120, cheap naive engine) with some sections replaced, as a YAML file."""
+    cfg = synthetic_rig_config((160, 120), engine="naive", mode=mode, output=str(tmp_path / "out.mp4"), video=video)
+    for name, value in sections.items():
+        setattr(cfg, name, value)
     path = tmp_path / "rig.yaml"
-    path.write_text(yaml.safe_dump(rig, sort_keys=False))
+    dump_config(cfg, path)
     return path
 
 
@@ -93,8 +85,7 @@ def decode_all(path: Path) -> list[av.VideoFrame]:
 
 
 def test_killed_capture_node_is_restarted_and_rejoined(tmp_path: Path, scene: Path, record_property) -> None:
-    sync = {"max_reference_age_ms": 300, "fallback": "grey"}
-    config = write_rig(tmp_path, scene, sync=sync)
+    config = write_rig(tmp_path, scene, sync=SyncConfig(max_reference_age_ms=300, fallback="grey"))
     log_path = tmp_path / "run.log"
     with log_path.open("w") as log:
         run = subprocess.Popen(
@@ -139,7 +130,7 @@ def test_killed_capture_node_is_restarted_and_rejoined(tmp_path: Path, scene: Pa
 @pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
 def test_killed_encoder_leaves_a_playable_file(tmp_path: Path, scene: Path, suffix: str, record_property) -> None:
     out = tmp_path / f"out{suffix}"
-    config = write_rig(tmp_path, scene, outputs=[{"path": str(out)}])  # live recording, 1 s keyframe interval
+    config = write_rig(tmp_path, scene, outputs=[OutputConfig(str(out))])  # live recording, 1 s keyframe interval
     run_dir = tmp_path / "links"
     encoder = subprocess.Popen(
         [*STREAMFUSE, "node", "encode", "--config", str(config), "--run-dir", str(run_dir), "--report"],
@@ -179,7 +170,7 @@ def test_killed_encoder_leaves_a_playable_file(tmp_path: Path, scene: Path, suff
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_signal_finalizes_every_output_and_leaves_no_process(tmp_path: Path, scene: Path, sig) -> None:
-    outputs = [{"path": str(tmp_path / "out.mp4")}, {"path": str(tmp_path / "sbs.mkv"), "side_by_side": True}]
+    outputs = [OutputConfig(str(tmp_path / "out.mp4")), OutputConfig(str(tmp_path / "sbs.mkv"), side_by_side=True)]
     config = write_rig(tmp_path, scene, outputs=outputs)
     run = subprocess.Popen(
         [*STREAMFUSE, "run", str(config), "--json", str(tmp_path / "s.json")],
@@ -240,12 +231,12 @@ def test_corrupt_truncated_and_absent_sources_fail_with_one_line(tmp_path: Path,
     data = scene.read_bytes()
     (tmp_path / "cut.mp4").write_bytes(data[: len(data) // 2])
     cases = {
-        "junk.mp4": {"role": "mono", "source": "file", "path": str(tmp_path / "junk.mp4")},
-        "cut.mp4": {"role": "mono", "source": "file", "path": str(tmp_path / "cut.mp4")},
-        "'/dev/video97' could not be opened": {"role": "mono", "source": "v4l2", "device": "/dev/video97"},
+        "junk.mp4": CameraConfig("mono", "file", path=str(tmp_path / "junk.mp4")),
+        "cut.mp4": CameraConfig("mono", "file", path=str(tmp_path / "cut.mp4")),
+        "'/dev/video97' could not be opened": CameraConfig("mono", "v4l2", device="/dev/video97"),
     }
     for expected, camera in cases.items():
-        cameras = {"mono": camera, "color": {"role": "color", "source": "file", "path": str(scene)}}
+        cameras = {"mono": camera, "color": CameraConfig("color", "file", path=str(scene))}
         config = write_rig(tmp_path, scene, mode="offline", cameras=cameras)
         proc = subprocess.run(
             [*STREAMFUSE, "node", "capture", "--name", "mono", "--config", str(config), "--run-dir", str(tmp_path)],
@@ -305,8 +296,8 @@ def test_network_camera_that_is_absent_then_drops_is_reconnected_with_backoff(tm
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     cameras = {
-        "mono": {"role": "mono", "source": "synthetic", "fps": 30},
-        "color": {"role": "color", "source": "rtsp", "url": f"http://127.0.0.1:{port}/clip.ts"},
+        "mono": CameraConfig("mono", "synthetic"),
+        "color": CameraConfig("color", "rtsp", url=f"http://127.0.0.1:{port}/clip.ts"),
     }
     config = write_rig(tmp_path, scene, cameras=cameras)
     run_dir = tmp_path / "links"

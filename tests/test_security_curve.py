@@ -13,11 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 import zmq
 import zmq.auth
 from conftest import moving_frames, write_video
 
+from streamfuse.config import dump_config, synthetic_rig_config
+from streamfuse.config.schema import EndpointConfig
 from streamfuse.wire import encode_frame
 
 pytestmark = pytest.mark.slow
@@ -40,20 +41,12 @@ def write_rig(tmp_path: Path, name: str, mono_endpoint: dict) -> Path:
     video = tmp_path / "scene.mp4"
     if not video.exists():
         write_video(video, moving_frames(40))
-    rig = {
-        "name": "secure",
-        "mode": "live",
-        "engine": {"name": "naive"},
-        "synthetic": {"video": str(video), "loop": True},
-        "cameras": {
-            "mono": {"role": "mono", "source": "synthetic", "fps": 30},
-            "color": {"role": "color", "source": "synthetic"},
-        },
-        "outputs": [{"path": str(tmp_path / "unused.mp4")}],
-        "endpoints": {"mono": mono_endpoint},
-    }
+    cfg = synthetic_rig_config(
+        (160, 120), engine="naive", mode="live", output=str(tmp_path / "unused.mp4"), video=video
+    )
+    cfg.endpoints = {"mono": EndpointConfig(**mono_endpoint)}
     path = tmp_path / name
-    path.write_text(yaml.safe_dump(rig, sort_keys=False))
+    dump_config(cfg, path)
     return path
 
 
