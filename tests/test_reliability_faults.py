@@ -251,12 +251,16 @@ def test_corrupt_truncated_and_absent_sources_fail_with_one_line(tmp_path: Path,
 
 
 class _FlakyStream(http.server.SimpleHTTPRequestHandler):
-    """Serves an MPEG-TS clip paced at about real time, then ends the connection (a stream that drops)."""
+    """Serves an MPEG-TS clip paced at about real time, then ends the connection (a stream that drops).
+    The second connection stalls halfway: it stays open but sends nothing more (an adapter that hangs)."""
 
     connections: list[float] = []
+    release = threading.Event()
 
     def do_GET(self) -> None:  # noqa: N802 - http.server API
-        type(self).connections.append(time.monotonic())
+        cls = type(self)
+        cls.connections.append(time.monotonic())
+        stall = len(cls.connections) == 2
         data = Path(self.directory, "clip.ts").read_bytes()
         self.send_response(200)
         self.send_header("Content-Type", "video/mp2t")
@@ -265,6 +269,9 @@ class _FlakyStream(http.server.SimpleHTTPRequestHandler):
         step = len(data) // 20
         try:
             for i in range(0, len(data), step):
+                if stall and i >= len(data) // 2:
+                    cls.release.wait(30)
+                    return
                 self.wfile.write(data[i : i + step])
                 self.wfile.flush()
                 time.sleep(0.04)
@@ -287,8 +294,9 @@ def write_ts(path: Path, frames: list[np.ndarray]) -> None:
 
 
 def test_network_camera_that_is_absent_then_drops_is_reconnected_with_backoff(tmp_path: Path, scene: Path) -> None:
-    """A network colour camera (an HTTP MPEG-TS stream, the same PyAV path as RTSP) that is absent at first,
-    then comes up and drops after every clip: the capture node retries with growing delays and never crashes."""
+    """A network colour camera (an HTTP MPEG-TS stream, the same PyAV path as RTSP) that is absent at first, then
+    comes up, drops after a clip, stalls, and comes back: the capture node retries with growing delays, gives up on
+    the stalled read after its timeout, and never crashes."""
     served = tmp_path / "www"
     served.mkdir()
     write_ts(served / "clip.ts", moving_frames(30, 120, 160))
@@ -318,6 +326,7 @@ def test_network_camera_that_is_absent_then_drops_is_reconnected_with_backoff(tm
     reader = threading.Thread(target=receive, daemon=True)
     reader.start()
     _FlakyStream.connections = []
+    _FlakyStream.release.clear()
     server = None
     capture = subprocess.Popen(
         [*STREAMFUSE, "node", "capture", "--name", "color", "--config", str(config), "--run-dir", str(run_dir)]
@@ -332,13 +341,14 @@ def test_network_camera_that_is_absent_then_drops_is_reconnected_with_backoff(tm
         handler = functools.partial(_FlakyStream, directory=str(served))
         server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
         threading.Thread(target=server.serve_forever, daemon=True).start()
-        wait_for(lambda: len(_FlakyStream.connections) >= 3, 60, "three connections to the stream")
+        wait_for(lambda: len(_FlakyStream.connections) >= 3, 60, "a reconnect after the stream stalled")
         time.sleep(0.5)
         assert capture.poll() is None
         capture.send_signal(signal.SIGINT)
         out, err = capture.communicate(timeout=30)
     finally:
         done.set()
+        _FlakyStream.release.set()
         if server is not None:
             server.shutdown()
             server.server_close()
@@ -353,6 +363,8 @@ def test_network_camera_that_is_absent_then_drops_is_reconnected_with_backoff(tm
     delays = [line.rsplit("retrying in ", 1)[1] for line in err.splitlines() if "retrying in" in line]
     assert delays[:3] == ["0.5 s", "1.0 s", "2.0 s"]  # exponential backoff while the camera is absent
     assert "could not be opened" in err and "Traceback" not in err
-    second = _FlakyStream.connections[1]
-    assert any(t > second for t in received)  # frames flowed again after the stream dropped and came back
+    stalled, third = _FlakyStream.connections[1:3]
+    assert third - stalled > 4.0  # the stalled read timed out (5 s) rather than hanging the node forever
+    assert f"stream 'http://127.0.0.1:{port}/clip.ts' stalled: no data for 5 s; reconnecting in 0.5 s" in err
+    assert any(t > third for t in received)  # frames flowed again after the stream stalled and came back
     assert summary["sent"] >= 30

@@ -54,6 +54,7 @@ class RtspCamera(Source):
     def __init__(self, url: str, role: str, timeout_s: float = 5.0) -> None:
         self.url = url
         self.role = role
+        self.timeout_s = timeout_s  # for opening and for each read: a stalled stream fails instead of hanging
         try:
             self._container = av.open(url, options={"rtsp_transport": "tcp"}, timeout=timeout_s)
         except (av.error.FFmpegError, OSError) as exc:
@@ -67,6 +68,8 @@ class RtspCamera(Source):
             for frame in self._container.decode(video=0):
                 rgb = frame.to_ndarray(format="rgb24")
                 yield CapturedFrame(time.time_ns(), rgb if self.role == "color" else luma(rgb))
+        except av.error.ExitError:  # PyAV's read timeout interrupts FFmpeg
+            raise SourceError(f"stream {self.url!r} stalled: no data for {self.timeout_s:g} s") from None
         except (av.error.FFmpegError, OSError) as exc:
             raise SourceError(f"stream {self.url!r} dropped: {exc}") from None
         raise SourceError(f"stream {self.url!r} ended")
