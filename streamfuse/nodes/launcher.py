@@ -224,6 +224,8 @@ class Launcher:
                 text += f" drop {st['dropped']}"
             if st.get("rejected"):
                 text += f" rej {st['rejected']}"
+            if self.restarts.get(name):
+                text += f" restarts {self.restarts[name]}"
             parts.append(text)
         line = " | ".join(parts)
         if self.status.isatty():
