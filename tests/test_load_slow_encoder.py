@@ -85,7 +85,7 @@ def test_live_slow_consumer_keeps_memory_bounded_and_counts_drops(tmp_path: Path
     # the slow encoder made the fusion node drop stale results (counted) instead of queueing them
     dropped = summary["fuse_output_dropped"] + summary["fuse_stale_dropped"] + summary["capture_dropped"]
     assert summary["fuse_output_dropped"] > 0
-    assert summary["frames_out"] < summary["frames_in"] * 0.5
+    assert summary["frames_out"] < summary["frames_in"]
     # every mono frame sent is accounted for: recorded, dropped and counted, or in flight when the run stopped
     in_flight = (
         summary["frames_in"] - summary["frames_out"] - summary["fuse_stale_dropped"] - summary["fuse_output_dropped"]

@@ -140,6 +140,7 @@ def test_killed_encoder_leaves_a_playable_file(tmp_path: Path, scene: Path, suff
     )
     ctx = zmq.Context()
     push = ctx.socket(zmq.PUSH)
+    push.setsockopt(zmq.SNDHWM, 2)  # like a live link: if the encoder lags, the driver waits (few frames in flight)
     push.connect(f"ipc://{run_dir}/output.sock")
     fps, total = 30, 89  # killed 2.97 s in, just before the keyframe at 3 s: the worst case of a keyframe GOP
     frames = moving_frames(30, 120, 160, speed=2)
@@ -328,15 +329,17 @@ def test_network_camera_that_is_absent_then_drops_is_reconnected_with_backoff(tm
     _FlakyStream.connections = []
     _FlakyStream.release.clear()
     server = None
+    log_path = tmp_path / "capture.log"
+    log = log_path.open("w")
     capture = subprocess.Popen(
         [*STREAMFUSE, "node", "capture", "--name", "color", "--config", str(config), "--run-dir", str(run_dir)]
         + ["--report"],
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=log,
         text=True,
     )
-    try:
-        time.sleep(4.0)  # absent: attempts at 0, 0.5, 1.5, 3.5 s
+    try:  # absent: attempts 0.5 s, 1 s and 2 s apart
+        wait_for(lambda: "retrying in 2.0 s" in log_path.read_text(), 60, "three attempts to open the stream")
         assert capture.poll() is None and not received
         handler = functools.partial(_FlakyStream, directory=str(served))
         server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
@@ -345,8 +348,9 @@ def test_network_camera_that_is_absent_then_drops_is_reconnected_with_backoff(tm
         time.sleep(0.5)
         assert capture.poll() is None
         capture.send_signal(signal.SIGINT)
-        out, err = capture.communicate(timeout=30)
+        out, _ = capture.communicate(timeout=30)
     finally:
+        log.close()
         done.set()
         _FlakyStream.release.set()
         if server is not None:
@@ -357,6 +361,7 @@ def test_network_camera_that_is_absent_then_drops_is_reconnected_with_backoff(tm
         reader.join(2)
         pull.close(linger=0)
         ctx.term()
+    err = log_path.read_text()
     assert capture.returncode == 0, err[-3000:]
     summary = json.loads(out.strip().splitlines()[-1])
     assert summary["reconnect_attempts"] >= 3 and summary["source_failures"] >= 2

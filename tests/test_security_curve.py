@@ -121,8 +121,9 @@ def test_curve_link_accepts_the_authorized_client_only_and_logs_no_secret(tmp_pa
     assert intruder_summary["sent"] == 0 and intruder_summary["dropped"] == 30  # the handshake never completed
     camera_summary = json.loads(camera_out.strip().splitlines()[-1])
     fuse_summary = json.loads(fuse_out.strip().splitlines()[-1])
-    assert camera_summary["sent"] > 20
-    assert fuse_summary["frames"] == fuse_summary["links"]["mono"]["frames"] == camera_summary["sent"]
+    assert camera_summary["sent"] >= 10  # all but the frames sent before the handshake completed
+    assert fuse_summary["links"]["mono"]["frames"] == camera_summary["sent"]  # every frame sent arrived
+    assert fuse_summary["frames"] + fuse_summary.get("stale_mono_dropped", 0) == camera_summary["sent"]
     assert fuse_summary["rejected"] == {}  # refused at the handshake: not one byte reached the decoder
     assert received > 0
     logs += [intruder_out, intruder_err, camera_out, camera_err, fuse_out, fuse_err]
