@@ -114,8 +114,6 @@ class FuseNode:
         if verdict == "stale":
             self._reject("stale_seq", f"seq {header.seq} is not newer than {self.seqs.last[header.stream]}", link)
             return
-        if not header.eos:
-            self._arrived(link, verdict == "restart")
         if header.eos:
             self.seqs.last.pop(header.stream, None)  # a restarted camera starts again from seq 0
             if link == self.mono_link:
@@ -123,6 +121,7 @@ class FuseNode:
             else:
                 self.tracker.colour_done = True
             return
+        self._arrived(link, verdict == "restart")
         if link == self.colour_link:
             self._last_colour_msg = time.monotonic()
             self.tracker.colour_done = False
