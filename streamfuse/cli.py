@@ -285,6 +285,7 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--sweep", action="store_true", help="cost versus pixels from 320x240 to 1280x720")
     p.add_argument("--threads", type=int, help="OpenCV threads for the engine-only run (default: one per core)")
+    p.add_argument("--backend", help="inference backend of a learned engine: onnxruntime, torch or tensorrt")
     p.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE", help="engine option (repeatable)")
     p.set_defaults(func=_cmd_bench)
 
@@ -300,6 +301,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if args.scale < 1:
         raise UserError(f"--scale must be >= 1, got {args.scale}")
     options = _engine_options(args.opt)
+    if args.backend:
+        options["backend"] = args.backend
     if args.sweep:
         result: dict | list = bench.sweep(args.engine, args.scale, args.frames, options)
     else:
