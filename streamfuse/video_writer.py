@@ -10,6 +10,7 @@ import av
 import numpy as np
 
 from streamfuse.config.schema import OutputConfig
+from streamfuse.runtime.nvenc import nvenc_options, pick_encoder
 
 log = logging.getLogger("streamfuse.encode")
 
@@ -25,14 +26,6 @@ FRAGMENTED_MP4 = {
 }
 MATROSKA = {"cluster_time_limit": str(FRAGMENT_MS), "flush_packets": "1"}
 
-
-def pick_codec(codec: str) -> str:
-    """The codec to use: NVENC falls back to libx264 (with a log line) when it cannot open here."""
-    try:
-        from streamfuse.runtime.nvenc import pick_encoder
-    except ImportError:
-        return codec
-    return pick_encoder(codec)
 
 
 class VideoWriter:
@@ -54,7 +47,7 @@ class VideoWriter:
         suffix = self.path.suffix.lower()
         options = FRAGMENTED_MP4 if suffix in (".mp4", ".mov") else MATROSKA
         self._container = av.open(str(self.path), mode="w", options=options)
-        codec = pick_codec(self.cfg.codec)
+        codec = pick_encoder(self.cfg.codec)  # NVENC falls back to libx264, with a log line, when it cannot open
         rate = Fraction(self.fps_hint).limit_denominator(1001)
         stream = self._container.add_stream(codec, rate=rate)
         stream.width, stream.height = width, height
@@ -64,15 +57,21 @@ class VideoWriter:
         stream.codec_context.gop_size = max(1, round(self.fps_hint * self.cfg.keyframe_s))
         # No B-frames: pts stay exactly the capture timestamps (no reorder offset) and latency stays low.
         stream.codec_context.max_b_frames = 0
+        stream.options = self._codec_options(codec)
+        self._stream = stream
+        log.info("recording %s (%dx%d, %s, crf %d)", self.path, width, height, codec, self.cfg.crf)
+
+    def _codec_options(self, codec: str) -> dict[str, str]:
+        """Encoder options: x264/x265 take crf/preset/keyint; NVENC gets the matching constant-quality settings."""
+        if codec.endswith("_nvenc"):
+            return nvenc_options(self.cfg.crf, self.cfg.preset, self.live)
         opts = {"crf": str(self.cfg.crf), "preset": self.cfg.preset}
         if codec.startswith("libx26"):
             keyint = max(1, round(self.fps_hint * self.cfg.keyframe_s))
             opts["x264-params" if codec == "libx264" else "x265-params"] = f"keyint={keyint}:min-keyint={keyint}"
             if self.live:
                 opts["tune"] = "zerolatency"
-        stream.options = opts
-        self._stream = stream
-        log.info("recording %s (%dx%d, %s, crf %d)", self.path, width, height, codec, self.cfg.crf)
+        return opts
 
     def write(self, rgb: np.ndarray, ts_ns: int) -> None:
         """Encode one frame; pts = (ts - first ts) on the 90 kHz clock, kept strictly increasing."""

@@ -82,3 +82,10 @@ def test_killed_writer_leaves_a_playable_fragmented_mp4(tmp_path: Path) -> None:
     decoded, times = decode(out, tolerate_tail=True)
     # 90 frames were handed over (3 s); fragments close at each 0.5 s keyframe: at most ~0.5 s + encoder delay lost
     assert len(decoded) >= 70 and times[-1] >= 90 / 30 - 0.6
+
+
+def test_nvenc_gets_constant_quality_options_not_x264_ones() -> None:
+    writer = VideoWriter(OutputConfig(path="x.mp4", codec="h264_nvenc", crf=21, preset="veryfast"), fps_hint=30)
+    opts = writer._codec_options("h264_nvenc")
+    assert opts["cq"] == "21" and "crf" not in opts and not opts["preset"].startswith("very")
+    assert writer._codec_options("libx264")["crf"] == "21"
