@@ -60,8 +60,10 @@ class CCDCFast(nn.Module):
         residual_scale: float = 0.25,
         refine: bool = False,
         max_refine: float = 8.0,
+        gate_sigma: float = 0.0,
     ):
         super().__init__()
+        self.gate_sigma = gate_sigma
         self.widths = tuple(widths)
         self.residual_scale = residual_scale
         self.refine = refine
@@ -114,7 +116,13 @@ class CCDCFast(nn.Module):
         chroma = 0
         for k, cand in enumerate(cands):
             chroma = chroma + weights[:, k : k + 1] * cand
-        return chroma + self.residual_scale * torch.tanh(out[:, n_cand : n_cand + 2])
+        chroma = chroma + self.residual_scale * torch.tanh(out[:, n_cand : n_cand + 2])
+        if self.gate_sigma > 0:  # change `guided`'s filled chroma only where its warp disagrees with the mono
+            fill = cands[CANDIDATES.index("fill")]
+            err = x[:, 4:5] * (255.0 / self.gate_sigma)  # DIS candidate's luma warp error
+            gate = F.avg_pool2d(1.0 - torch.exp(-err * err), 5, 1, 2, count_include_pad=False)
+            chroma = fill + gate * (chroma - fill)
+        return chroma
 
 
 # --- paper configuration -------------------------------------------------------------------------------------
@@ -269,8 +277,23 @@ class CCDCPaper(nn.Module):
 
 CONFIGS: dict[str, dict[str, Any]] = {
     "ccdc": {"arch": "fast", "widths": [24, 32, 48, 64], "depth": 1, "residual_scale": 0.25, "refine": True},
+    "ccdc-gated": {
+        "arch": "fast",
+        "widths": [24, 32, 48, 64],
+        "depth": 1,
+        "residual_scale": 0.25,
+        "refine": True,
+        "gate_sigma": 15.0,
+    },
     "ccdc-norefine": {"arch": "fast", "widths": [24, 32, 48, 64], "depth": 1, "residual_scale": 0.25},
-    "ccdc-tiny": {"arch": "fast", "widths": [8, 8, 8, 8], "depth": 1, "residual_scale": 0.25, "refine": True},
+    "ccdc-tiny": {
+        "arch": "fast",
+        "widths": [8, 8, 8, 8],
+        "depth": 1,
+        "residual_scale": 0.25,
+        "refine": True,
+        "gate_sigma": 15.0,
+    },
     # Faithful widths: FlowNetS 64-128-256-512-512-1024, 64-channel SELU encoders, 64-channel decoder.
     "ccdc-paper-full": {
         "arch": "paper",
@@ -307,6 +330,7 @@ def build_model(config: dict[str, Any]) -> nn.Module:
             float(cfg.get("residual_scale", 0.25)),
             bool(cfg.get("refine", False)),
             float(cfg.get("max_refine", 8.0)),
+            float(cfg.get("gate_sigma", 0.0)),
         )
     if arch == "paper":
         return CCDCPaper(

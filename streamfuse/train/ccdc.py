@@ -43,6 +43,7 @@ class TrainConfig:
     max_sequences: int = 0  # 0 = all
     loss: str = "charbonnier"  # colour loss: charbonnier (the paper's) or mse (what PSNR measures)
     warp_loss: float = 0.1  # paper model: weight of the warping loss on the reference luma
+    init: str = ""  # checkpoint to start from (fine-tuning); empty = random init
     clip_grad: float = 0.5
     max_val: int = 0  # 0 = every validation pair
     seed: int = 0
@@ -197,6 +198,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     if not cache["train"] or not cache["val"]:
         raise ValueError(f"dataset {cfg.data} gave no training or no validation pairs; synthesize more sequences")
     net = build_model(CONFIGS[cfg.model])
+    if cfg.init:
+        net.load_state_dict(torch.load(cfg.init, map_location="cpu", weights_only=False)["model"])
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     total = cfg.epochs * cfg.steps_per_epoch
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
