@@ -32,6 +32,7 @@ from streamfuse.synth import check_not_benchmark, package_stills
 
 VALIDATION_STILLS = ("skimage:coffee", "sklearn:flower.jpg", "opencv-doc:fruits.jpg", "opencv-doc:baboon.jpg")
 _MARGIN = 12  # texture columns kept left of the view, for negative disparities
+SMALL_SHARE = 0.3  # share of small-baseline, slightly misrectified training pairs
 
 
 # --- synthetic stereo --------------------------------------------------------------------------------------
@@ -74,16 +75,22 @@ def _polygon_mask(w: int, h: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def render_stereo(
-    stills: list[np.ndarray], rng: np.random.Generator, w: int, h: int, max_disp: float
+    stills: list[np.ndarray], rng: np.random.Generator, w: int, h: int, max_disp: float, wobble: float = 0.0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """A rectified (left, right) RGB uint8 pair from depth layers; right pixel x' shows left pixel x' + d."""
+    """A rectified (left, right) RGB uint8 pair from depth layers; right pixel x' shows left pixel x' + d.
+
+    ``wobble`` > 0 also moves each layer vertically by up to that many pixels in the right view: an imperfectly
+    rectified rig, or a small-baseline pair with a little independent motion.
+    """
     tw = w + int(max_disp) + 2 * _MARGIN
     xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
     dy = rng.uniform(-0.8, 0.8) if rng.random() < 0.3 else 0.0  # residual vertical calibration error
     far = rng.uniform(-4, 0.4 * max_disp)
     layers = [(_texture(stills[rng.integers(len(stills))], tw, h, rng), None, _plane(w, h, far, 0.3 * max_disp, rng))]
+    shifts = [rng.uniform(-wobble, wobble) for _ in range(5)]
     for _ in range(rng.integers(1, 5)):
-        base = rng.uniform(max(far, 0) + 2, max_disp * 0.95)
+        lo = max(far, 0) + 2
+        base = rng.uniform(lo, max(lo + 0.5, max_disp * 0.95))
         layers.append(
             (
                 _texture(stills[rng.integers(len(stills))], tw, h, rng),
@@ -94,9 +101,9 @@ def render_stereo(
     layers[1:] = sorted(layers[1:], key=lambda t: float(t[2].mean()))
     left = np.zeros((h, w, 3), np.float32)
     right = np.zeros((h, w, 3), np.float32)
-    for tex, mask, disp in layers:
+    for (tex, mask, disp), wob in zip(layers, shifts, strict=False):
         mx_l, mx_r = xs + _MARGIN, np.clip(xs + _MARGIN + disp, 0, tw - 1)
-        for view, mx, my in ((left, mx_l, ys), (right, mx_r, np.clip(ys + dy, 0, h - 1))):
+        for view, mx, my in ((left, mx_l, ys), (right, mx_r, np.clip(ys + dy + wob, 0, h - 1))):
             col = cv2.remap(tex, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
             if mask is None:
                 view[:] = col
@@ -136,7 +143,10 @@ def make_batch(
     ys, refs, gts, cands = [], [], [], []
     guided = GuidedEngine() if candidate else None
     for _ in range(batch):
-        left, right = render_stereo(stills, rng, w, h, max_disp)
+        # 30 % small-baseline pairs (disparity <= 8 px, per-layer vertical wobble up to 2 px), where the classical
+        # candidate is good, so the network learns when to trust it; the rest wide-baseline stereo.
+        small = rng.random() < SMALL_SHARE
+        left, right = render_stereo(stills, rng, w, h, rng.uniform(3, 8) if small else max_disp, 2.0 if small else 0.0)
         mono, ref, _ = camera_pair(left, right, rng)
         cand = guided_candidate(guided, mono, ref) if guided is not None else None
         inp = network_inputs(mono, rgb_to_ycbcr(ref), multiple, cand)
@@ -231,7 +241,8 @@ def main(argv: list[str] | None = None) -> int:
         "loss": f"MSE on CbCr + {args.rough_weight} x MSE of the rough colorization",
         "seconds": round(time.time() - t_start, 1),
         "threads": 1,
-        "data": "synthetic rectified stereo from depth layers over package stills (streamfuse.synth.package_stills), "
+        "data": "synthetic stereo from depth layers over package stills (streamfuse.synth.package_stills); "
+        f"{SMALL_SHARE:.0%} small-baseline pairs (disparity <= 8 px, per-layer vertical wobble <= 2 px); "
         f"validation stills held out: {', '.join(VALIDATION_STILLS)}",
         "command": "python " + " ".join(sys.argv),
         "validation": {
