@@ -62,6 +62,12 @@ def sha256_file(path: Path) -> str:
 # --- shared feature construction (also used by training, so train and inference see the same inputs) ------
 
 
+def _warp_reference(ref: Mapping[str, np.ndarray], flow: np.ndarray) -> np.ndarray:
+    """Backward-warp the working-size reference YCbCr along a flow field (bilinear, replicated borders)."""
+    gx, gy = ref["gx"] + flow[..., 0], ref["gy"] + flow[..., 1]
+    return cv2.remap(ref["ycc"], gx, gy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
 def classical_stage(classic: GuidedEngine, mono: np.ndarray, state: ReferenceState) -> dict[str, Any]:
     """The ``guided`` engine's alignment at its working size: blur-matched DIS flow, warp and occlusion fill.
 
@@ -77,13 +83,7 @@ def classical_stage(classic: GuidedEngine, mono: np.ndarray, state: ReferenceSta
     guide = cv2.resize(mono_at_ref, size, interpolation=cv2.INTER_CUBIC)
     guide8 = np.clip(np.rint(guide), 0, 255).astype(np.uint8) if ref_size != size else mono_w
     flow = classic._flow(guide8, ref, state)
-    warped = cv2.remap(
-        ref["ycc"],
-        ref["gx"] + flow[..., 0],
-        ref["gy"] + flow[..., 1],
-        cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_REPLICATE,
-    )
+    warped = _warp_reference(ref, flow)
     return {
         "size": size,
         "mono_w": mono_w,
@@ -107,13 +107,7 @@ def fast_features(st: Mapping[str, Any]) -> np.ndarray:
     w = flow.shape[1]
     radius = max(2, w // 24)
     smooth = cv2.blur(flow, (2 * radius + 1, 2 * radius + 1), borderType=cv2.BORDER_REPLICATE)
-    smooth_w = cv2.remap(
-        ref["ycc"],
-        ref["gx"] + smooth[..., 0],
-        ref["gy"] + smooth[..., 1],
-        cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_REPLICATE,
-    )
+    smooth_w = _warp_reference(ref, smooth)
     g = st["guide"] * (1.0 / 255.0)
     cands = {
         "dis": (warped[..., 0], warped[..., 1], warped[..., 2]),
