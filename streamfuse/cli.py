@@ -327,7 +327,7 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="dataset folder (seq_NNNNN.mp4 + manifest.json)")
     p.add_argument("--sequences", type=int, default=600, help="number of sequences (default: 600)")
     p.add_argument("--source", action="append", default=[], metavar="PATH",
-                   help="still or video file to use (repeatable; default: scikit-image, scikit-learn, opencv-doc stills)")
+                   help="still or video file (repeatable; default: scikit-image, scikit-learn, opencv-doc stills)")
     p.add_argument("--size", type=_parse_size, default=(512, 384), help="frame size WxH (default: 512x384)")
     p.add_argument("--frames", type=int, default=8, help="frames per sequence = max time gap + 1 (default: 8)")
     p.add_argument("--camera-speed", type=float, default=3.0, help="max camera pan, px/frame (default: 3)")
