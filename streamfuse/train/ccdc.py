@@ -20,7 +20,7 @@ import torch
 
 from streamfuse.color import rgb_to_ycbcr
 from streamfuse.engines.ccdc import PAPER_MULTIPLE, classical_engine, classical_stage, fast_features, pad_to
-from streamfuse.models.ccdc_arch import CANDIDATES, CONFIGS, GUIDE_CHANNEL, build_model
+from streamfuse.models.ccdc_arch import CANDIDATES, CONFIGS, FAST_IN_CHANNELS, GUIDE_CHANNEL, build_model
 from streamfuse.synth import decode_video, load_manifest, sequence_pairs
 
 
@@ -99,10 +99,9 @@ def build_cache(cfg: TrainConfig, progress: bool = True) -> dict[str, list]:
     """Cut pairs from the dataset: training crops and full validation images (cached as .npz next to the data)."""
     manifest = load_manifest(cfg.data)
     arch = CONFIGS[cfg.model]["arch"]
-    key = (
-        f"{arch}-{cfg.crop}-{cfg.crops_per_pair}-{cfg.max_sequences}-{'_'.join(map(str, cfg.scales))}-"
-        f"{'_'.join(map(str, cfg.gaps))}"
-    )
+    layout = f"{arch}{FAST_IN_CHANNELS}" if arch == "fast" else arch  # a new feature layout gets a new cache
+    scales, gaps = "_".join(map(str, cfg.scales)), "_".join(map(str, cfg.gaps))
+    key = f"{layout}-{cfg.crop}-{cfg.crops_per_pair}-{cfg.max_sequences}-{scales}-{gaps}"
     path = Path(cfg.data) / f"cache-{key}.npz"
     if path.is_file():
         with np.load(path, allow_pickle=True) as z:
