@@ -416,9 +416,12 @@ def synthesize(
     n_val = max(1, round(n_sequences * val_fraction)) if val_fraction > 0 else 0
     seq_iter = range(n_sequences)
     if progress:
-        from tqdm import tqdm
+        try:
+            from tqdm import tqdm
 
-        seq_iter = tqdm(seq_iter, desc="synth", unit="seq")
+            seq_iter = tqdm(seq_iter, desc="synth", unit="seq")
+        except ImportError:  # the progress bar is optional (tqdm comes with the [train] extra)
+            pass
     for i in seq_iter:
         split = "val" if i < n_val else "train"
         scene = _Scene(val_src if split == "val" else train_src, opt, rng)
