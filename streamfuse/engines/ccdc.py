@@ -22,7 +22,7 @@ import numpy as np
 
 from streamfuse.color import merge_luma_chroma
 from streamfuse.engines.base import Engine, EngineError, ReferenceState
-from streamfuse.engines.guided import GuidedEngine, guided_coefficients
+from streamfuse.engines.guided import GuidedEngine, guided_coefficients, warp_reference
 from streamfuse.runtime.base import Executor
 
 # Kept in step with streamfuse.models.ccdc_arch.CANDIDATES (that module imports torch).
@@ -62,37 +62,12 @@ def sha256_file(path: Path) -> str:
 # --- shared feature construction (also used by training, so train and inference see the same inputs) ------
 
 
-def _warp_reference(ref: Mapping[str, np.ndarray], flow: np.ndarray) -> np.ndarray:
-    """Backward-warp the working-size reference YCbCr along a flow field (bilinear, replicated borders)."""
-    gx, gy = ref["gx"] + flow[..., 0], ref["gy"] + flow[..., 1]
-    return cv2.remap(ref["ycc"], gx, gy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-
-
 def classical_stage(classic: GuidedEngine, mono: np.ndarray, state: ReferenceState) -> dict[str, Any]:
-    """The ``guided`` engine's alignment at its working size: blur-matched DIS flow, warp and occlusion fill.
-
-    Returns the working-size planes the network needs: mono, blur-matched guide, reference planes, flow,
-    warped reference YCbCr and the filled chroma (all float32 on a 0..255 scale).
-    """
-    full = (mono.shape[1], mono.shape[0])
-    size = classic._work_size(mono.shape, state.shape)
-    mono_w = mono if size == full else cv2.resize(mono, size, interpolation=cv2.INTER_AREA)
-    ref_size = (state.shape[1], state.shape[0])
-    mono_at_ref = cv2.resize(mono_w, ref_size, interpolation=cv2.INTER_AREA).astype(np.float32)
-    ref = classic._reference_at(state, size, mono_at_ref)
-    guide = cv2.resize(mono_at_ref, size, interpolation=cv2.INTER_CUBIC)
-    guide8 = np.clip(np.rint(guide), 0, 255).astype(np.uint8) if ref_size != size else mono_w
-    flow = classic._flow(guide8, ref, state)
-    warped = _warp_reference(ref, flow)
-    return {
-        "size": size,
-        "mono_w": mono_w,
-        "guide": guide,
-        "ref": ref,
-        "flow": flow,
-        "warped": warped,
-        "fill": classic._fill_occlusions(guide, warped),
-    }
+    """The ``guided`` engine's alignment at its working size (blur-matched DIS flow, warp) plus its occlusion fill:
+    the working-size planes the network needs (all float32 on a 0..255 scale)."""
+    st = classic.align(mono, state)
+    st["fill"] = classic.fill_occlusions(st["guide"], st["warped"])
+    return st
 
 
 def _norm(y: np.ndarray, cb: np.ndarray, cr: np.ndarray) -> list[np.ndarray]:
@@ -107,7 +82,7 @@ def fast_features(st: Mapping[str, Any]) -> np.ndarray:
     w = flow.shape[1]
     radius = max(2, w // 24)
     smooth = cv2.blur(flow, (2 * radius + 1, 2 * radius + 1), borderType=cv2.BORDER_REPLICATE)
-    smooth_w = _warp_reference(ref, smooth)
+    smooth_w = warp_reference(ref, smooth)
     g = st["guide"] * (1.0 / 255.0)
     cands = {
         "dis": (warped[..., 0], warped[..., 1], warped[..., 2]),

@@ -89,6 +89,12 @@ def weighted_linear_fill(
     return np.concatenate([a, b], axis=2)
 
 
+def warp_reference(ref: dict, flow: np.ndarray) -> np.ndarray:
+    """Backward-warp the working-size reference YCbCr along a flow field (bilinear, replicated borders)."""
+    gx, gy = ref["gx"] + flow[..., 0], ref["gy"] + flow[..., 1]
+    return cv2.remap(ref["ycc"], gx, gy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
 class GuidedEngine(Engine):
     """DIS flow from mono luma to reference luma, backward warp of chroma, luma-guided refinement.
 
@@ -252,7 +258,13 @@ class GuidedEngine(Engine):
         filtered = a * guide[..., None] + b
         return chroma + weight * (filtered - chroma)
 
-    def _colorize(self, mono: np.ndarray, state: ReferenceState) -> np.ndarray:
+    def align(self, mono: np.ndarray, state: ReferenceState) -> dict:
+        """Blur-matched DIS alignment of the reference to a mono frame, at the working size.
+
+        Returns ``size``, ``mono_w`` (mono at the working size), ``guide`` (mono blurred to the reference's
+        detail, float), ``ref`` (the cached reference planes), ``flow`` and ``warped`` (reference YCbCr warped
+        onto the mono frame, float32 0..255). Learned engines build on this stage.
+        """
         full = (mono.shape[1], mono.shape[0])
         size = self._work_size(mono.shape, state.shape)
         mono_w = mono if size == full else cv2.resize(mono, size, interpolation=cv2.INTER_AREA)
@@ -263,17 +275,19 @@ class GuidedEngine(Engine):
         guide = cv2.resize(mono_at_ref, size, interpolation=cv2.INTER_CUBIC)
         guide8 = np.clip(np.rint(guide), 0, 255).astype(np.uint8) if ref_size != size else mono_w
         flow = self._flow(guide8, ref, state)
-        warped = cv2.remap(
-            ref["ycc"],
-            ref["gx"] + flow[..., 0],
-            ref["gy"] + flow[..., 1],
-            cv2.INTER_LINEAR,
-            borderMode=cv2.BORDER_REPLICATE,
-        )
-        chroma = self._fill_occlusions(guide, warped) if self.confidence > 0 else warped[..., 1:]
-        weight = self._detail_weight(ref["noise"])
+        warped = warp_reference(ref, flow)
+        return {"size": size, "mono_w": mono_w, "guide": guide, "ref": ref, "flow": flow, "warped": warped}
+
+    def fill_occlusions(self, guide: np.ndarray, warped: np.ndarray) -> np.ndarray:
+        """Warped chroma with occlusions filled (see ``_fill_occlusions``); plain warped chroma when disabled."""
+        return self._fill_occlusions(guide, warped) if self.confidence > 0 else warped[..., 1:]
+
+    def _colorize(self, mono: np.ndarray, state: ReferenceState) -> np.ndarray:
+        st = self.align(mono, state)
+        chroma = self.fill_occlusions(st["guide"], st["warped"])
+        weight = self._detail_weight(st["ref"]["noise"])
         if weight > 0:
-            chroma = self._add_detail(mono_w, chroma, weight)
+            chroma = self._add_detail(st["mono_w"], chroma, weight)
         return self._to_rgb(mono, chroma)
 
     def _to_rgb(self, mono: np.ndarray, chroma: np.ndarray) -> np.ndarray:
