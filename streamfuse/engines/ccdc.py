@@ -151,14 +151,6 @@ class TorchExecutor(Executor):
         self._inputs: list[str] = []
         self._outputs = ["chroma"] if graph != "reference" else [f"ref{i}" for i in range(10)]
 
-    @property
-    def input_names(self) -> list[str]:
-        return list(self._inputs)
-
-    @property
-    def output_names(self) -> list[str]:
-        return list(self._outputs)
-
     def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         torch = self._torch
         with torch.inference_mode():

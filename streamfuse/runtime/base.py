@@ -16,16 +16,18 @@ class Executor(ABC):
     """Runs one exported graph: named float32/uint8 numpy inputs in, named numpy outputs out."""
 
     backend: str = "base"
+    _inputs: list[str]  # set by each backend when it loads the graph
+    _outputs: list[str]
 
     @property
-    @abstractmethod
     def input_names(self) -> list[str]:
         """Graph input names, in declaration order."""
+        return list(self._inputs)
 
     @property
-    @abstractmethod
     def output_names(self) -> list[str]:
         """Graph output names, in declaration order."""
+        return list(self._outputs)
 
     @abstractmethod
     def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

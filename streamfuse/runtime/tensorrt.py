@@ -137,14 +137,6 @@ class TensorRTExecutor(Executor):
         self._pipe = StreamPipeline(cuda, depth)
 
     @property
-    def input_names(self) -> list[str]:
-        return list(self._inputs)
-
-    @property
-    def output_names(self) -> list[str]:
-        return list(self._outputs)
-
-    @property
     def profiles(self) -> list[ShapeProfile]:
         """The frame-size profiles the plan accepts (empty when no input is at frame resolution)."""
         return list(self._frame_profiles)
