@@ -24,6 +24,12 @@ def luma(rgb: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
 
 
+def rgb_diff_to_cbcr(diff: np.ndarray) -> np.ndarray:
+    """The Cb/Cr difference planes (H×W×2 float32) of an RGB difference image: chroma is linear in RGB, so the
+    +128 offsets cancel and one 2×3 transform of the difference replaces two full conversions."""
+    return cv2.transform(np.ascontiguousarray(diff, dtype=np.float32), _RGB2YCC[1:])
+
+
 def rgb_to_ycbcr(rgb: np.ndarray) -> np.ndarray:
     """RGB -> YCbCr planes (H×W×3, order Y, Cb, Cr). uint8 in gives uint8 out; float in gives float32 out."""
     if rgb.dtype == np.uint8:

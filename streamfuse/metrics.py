@@ -13,7 +13,7 @@ import math
 import cv2
 import numpy as np
 
-from streamfuse.color import rgb_to_ycbcr
+from streamfuse.color import rgb_diff_to_cbcr
 
 BORDER = 8
 PEAK = 255.0
@@ -53,10 +53,9 @@ def psnr(out: np.ndarray, truth: np.ndarray, border: int = BORDER) -> float:
 def psnr_cbcr(out_rgb: np.ndarray, truth_rgb: np.ndarray, border: int = BORDER) -> float:
     """PSNR of the chroma planes (BT.601 Cb and Cr, one MSE pooled over both) of two RGB images."""
     _check_pair(out_rgb, truth_rgb)
-    a = rgb_to_ycbcr(crop_border(out_rgb, border).astype(np.float32))[..., 1:]
-    b = rgb_to_ycbcr(crop_border(truth_rgb, border).astype(np.float32))[..., 1:]
-    diff = a.astype(np.float64) - b
-    return mse_to_psnr(float(np.mean(diff * diff)))
+    a, b = crop_border(out_rgb, border), crop_border(truth_rgb, border)
+    diff = rgb_diff_to_cbcr(cv2.subtract(a, b, dtype=cv2.CV_32F) if a.dtype == np.uint8 else a - b)
+    return mse_to_psnr(cv2.norm(diff, cv2.NORM_L2SQR) / diff.size)
 
 
 def _gauss(x: np.ndarray) -> np.ndarray:
