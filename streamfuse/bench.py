@@ -115,7 +115,7 @@ def bench_pipeline(
             output=str(Path(tmp) / "bench.mp4"),
         )
         summary = run_pipeline(cfg, frames)
-    keys = ("e2e_fps", "latency_p50_ms", "latency_p99_ms", "frames_out")
+    keys = ("e2e_fps", "latency_p50_ms", "latency_p99_ms", "frames_out", "cpu_ms_per_frame")
     return {"pipeline_mode": mode, **{k: summary.get(k) for k in keys}}
 
 
@@ -145,6 +145,10 @@ def format_result(r: dict) -> str:
             f"{_num(r['latency_p50_ms'])} ms   p99 {_num(r['latency_p99_ms'])} ms   frames out {r['frames_out']}"
         )
         lines.append(f"  ratio         end-to-end / engine-only = {ratio}")
+        per_node = r.get("cpu_ms_per_frame") or {}
+        if per_node:
+            parts = "  ".join(f"{name} {ms:.1f}" for name, ms in per_node.items())
+            lines.append(f"  pipeline CPU  ms per output frame: {parts}  (total {sum(per_node.values()):.1f})")
     return "\n".join(lines)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import sys
 import threading
@@ -138,6 +139,9 @@ class Reporter:
     def emit(self, event: str, **fields: Any) -> None:
         if not self.enabled:
             return
+        if event == "summary":  # the node's own CPU time, so a run can be profiled per stage
+            usage = resource.getrusage(resource.RUSAGE_SELF)
+            fields.setdefault("cpu_s", round(usage.ru_utime + usage.ru_stime, 3))
         line = json.dumps({"event": event, "node": self.node, **fields}, default=_jsonable)
         sys.stdout.write(line + "\n")
         sys.stdout.flush()

@@ -267,6 +267,11 @@ class Launcher:
             "restarts": dict(self.restarts),
             "rejoins": self._rejoins(),
             "outputs": enc.get("outputs", []),
+            "cpu_ms_per_frame": {
+                name: round(s["cpu_s"] * 1000 / frames_out, 2)
+                for name, s in summaries.items()
+                if s.get("cpu_s") is not None and frames_out
+            },
             "exit_codes": {n: c.proc.returncode for n, c in self.children.items()},
         }
 
