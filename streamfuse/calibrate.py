@@ -123,7 +123,7 @@ class StereoCalibration:
 
         doc = {
             "streamfuse_calibration": CALIBRATION_VERSION,
-            "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
             "board": {"inner_corners": list(self.board), "square_m": self.square},
             "common_size": list(self.common_size),
             "left": cam(self.left),

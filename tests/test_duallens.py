@@ -128,6 +128,7 @@ TINY = {
     "min_disp": -2,
     "residue_n": 4,
     "residue_blocks": 1,
+    "diff": True,
 }
 
 
@@ -157,7 +158,8 @@ def test_unknown_config_key_is_named() -> None:
         build_model({"widths": 3})
 
 
-def test_onnx_export_matches_torch(tmp_path: Path) -> None:
+@pytest.mark.parametrize("candidate", [False, True])
+def test_onnx_export_matches_torch(tmp_path: Path, candidate: bool) -> None:
     torch = pytest.importorskip("torch")
     sys.path.insert(0, str(ROOT / "tools"))
     import export_duallens
@@ -165,10 +167,24 @@ def test_onnx_export_matches_torch(tmp_path: Path) -> None:
     from streamfuse.models.duallens_arch import build_model
 
     torch.manual_seed(0)
-    net = build_model(TINY).eval()
+    net = build_model({**TINY, "candidate": candidate}).eval()
     for p in net.parameters():  # leave the zero init so the residue branch and W are exercised
         p.data.add_(0.05 * torch.randn_like(p))
     path = tmp_path / "tiny.onnx"
     export_duallens.export(net, path, h=16, w=24)
     assert export_duallens.parity(net, path, 20, 36) < export_duallens.PARITY_TOL
     assert export_duallens.parity(net, path, 32, 16, seed=3) < export_duallens.PARITY_TOL
+
+
+def test_candidate_blend_starts_halfway() -> None:
+    torch = pytest.importorskip("torch")
+    from streamfuse.models.duallens_arch import build_model
+
+    net = build_model({**TINY, "candidate": True}).eval()
+    y, ref, cand = torch.rand(1, 1, 16, 24), torch.rand(1, 3, 16, 24), torch.rand(1, 2, 16, 24)
+    with torch.no_grad():
+        out, rough = net.colorize(y, ref, cand)
+    # Untrained: the blend weight is 1/2 and the residue is zero.
+    assert torch.allclose(out, 0.5 * (rough + cand), atol=1e-6)
+    with pytest.raises(ValueError, match="candidate"):
+        net(y, ref)
