@@ -12,7 +12,6 @@ Runs through ONNX Runtime (streamfuse.runtime); never imports torch.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -21,21 +20,20 @@ import numpy as np
 
 from streamfuse.color import merge_luma_chroma, rgb_to_ycbcr
 from streamfuse.engines.base import Engine, EngineError, ReferenceState
-from streamfuse.engines.ccdc import engines_dir, pad_to, upsample_chroma
+from streamfuse.engines.ccdc import load_manifest, pad_to, upsample_chroma
 from streamfuse.engines.guided import GuidedEngine
 from streamfuse.runtime.factory import create_executor
 
 
 def load_duallens_manifest(model: str | Path) -> tuple[dict, Path]:
     """Read ``<model>/manifest.json`` (a shipped model name under engines/ or a folder path)."""
-    folder = Path(model) if Path(model).is_dir() else engines_dir() / str(model)
-    path = folder / "manifest.json"
-    if not path.is_file():
+    try:
+        return load_manifest(model)
+    except EngineError:
         raise EngineError(
-            f"no duallens model at {folder} (manifest.json missing); train one with tools/train_duallens.py "
-            "or reinstall streamfuse to get the shipped weights"
-        )
-    return json.loads(path.read_text()), folder
+            f"no duallens model {model!r} (manifest.json missing); train one with tools/train_duallens.py "
+            "and export it with tools/export_duallens.py, or reinstall streamfuse to get the shipped weights"
+        ) from None
 
 
 def guided_candidate(guided: GuidedEngine, mono: np.ndarray, ref: ReferenceState | np.ndarray) -> np.ndarray:
