@@ -103,11 +103,15 @@ class CaptureNode:
         for frame, source_live in self._frames():
             ts = self._stamp(frame, source_live)
             image = self._rectifier.apply(frame.image) if self._rectifier else frame.image
-            if frame.truth is not None:  # the truth goes first, so it is there when its mono frame is fused
+            truth = None
+            if frame.truth is not None:
                 truth = list(encode_frame(frame.truth, self.stream | TRUTH_STREAM_FLAG, self.seq, ts))
-                self.sender.send(truth, block=not self.live, stop=self.stop)
+            if truth and not self.live:  # offline the truth goes first, so it is there when its frame is fused
+                self.sender.send(truth, block=True, stop=self.stop)
             parts = list(encode_frame(image, self.stream, self.seq, ts, wall_ns=time.time_ns()))
             ok = self.sender.send(parts, block=not self.live, stop=self.stop)
+            if truth and self.live and ok and not self.sender.send(truth, block=False):
+                self.reporter.counts["truth_dropped"] += 1  # live: the truth never takes a frame's place
             self.seq += 1
             if ok:
                 sent += 1

@@ -12,6 +12,7 @@ import numpy as np
 from streamfuse.color import gray_to_rgb
 from streamfuse.config.schema import RigConfig
 from streamfuse.engines import Engine, load_engine
+from streamfuse.metrics import psnr_cbcr
 from streamfuse.nodes.common import (
     TRUTH_STREAM_FLAG,
     Reporter,
@@ -63,6 +64,7 @@ class FuseNode:
         self.counts: Counter = Counter()
         self.pending: deque[tuple[Header, np.ndarray]] = deque()
         self.truth: dict[int, np.ndarray] = {}
+        self._unscored: dict[int, np.ndarray] = {}
         self.psnr: list[float] = []
         self.engine_ms: list[float] = []
         self.mono_done = False
@@ -107,7 +109,10 @@ class FuseNode:
             self._reject(problem, f"stream {header.stream} {header.pixfmt.name} is not expected here", link)
             return
         if header.stream & TRUTH_STREAM_FLAG:
-            if len(self.truth) < 4 * MAX_PENDING:
+            result = self._unscored.pop(header.seq, None)
+            if result is not None:  # live: the truth follows its frame
+                self.psnr.append(psnr_cbcr(result, frame))
+            elif len(self.truth) < 4 * MAX_PENDING:
                 self.truth[header.seq] = frame
             return
         verdict = self.seqs.check(header.stream, header.seq)
@@ -168,9 +173,9 @@ class FuseNode:
         self.engine_ms.append((time.perf_counter() - t0) * 1000)
         truth = self.truth.pop(header.seq, None)
         if truth is not None:
-            from streamfuse.metrics import psnr_cbcr
-
             self.psnr.append(psnr_cbcr(result, truth))
+        elif self.live:
+            self._unscored = {header.seq: result}  # its truth may still come (live sends it after the frame)
         for index, output in enumerate(self.cfg.outputs):
             frame = np.hstack([gray_to_rgb(mono), result]) if output.side_by_side else result
             parts = list(encode_frame(frame, index, self.out_seq, header.ts_ns, header.wall_ns))
