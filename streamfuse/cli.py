@@ -241,9 +241,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--images", metavar="DIR", help="write side-by-side PNGs for a few cases per dataset")
     p.add_argument("--plot", metavar="OUT.png", help="chroma PSNR plot (default: next to --json, same stem)")
     p.add_argument("--quick", action="store_true", help="3 clips per video instead of 20 (a smoke run)")
-    p.add_argument(
-        "--opt", action="append", default=[], metavar="ENGINE:KEY=VALUE", help="engine option (repeatable)"
-    )
+    p.add_argument("--opt", action="append", default=[], metavar="ENGINE:KEY=VALUE", help="engine option (repeatable)")
     p.set_defaults(func=_cmd_eval)
 
 
@@ -280,7 +278,9 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", metavar="OUT", help="write the result as JSON")
     p.add_argument("--pipeline", action="store_true", help="also run capture->fuse->encode on the synthetic rig")
     p.add_argument(
-        "--pipeline-mode", choices=["offline", "live"], default="offline",
+        "--pipeline-mode",
+        choices=["offline", "live"],
+        default="offline",
         help="offline: as fast as possible, no drops (throughput); live: paced at 30 fps (latency)",
     )
     p.add_argument("--sweep", action="store_true", help="cost versus pixels from 320x240 to 1280x720")
@@ -326,8 +326,13 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("synth", help="synthesize x264-encoded training sequences (motion, occlusion, blur) from stills")
     p.add_argument("--out", required=True, help="dataset folder (seq_NNNNN.mp4 + manifest.json)")
     p.add_argument("--sequences", type=int, default=600, help="number of sequences (default: 600)")
-    p.add_argument("--source", action="append", default=[], metavar="PATH",
-                   help="still or video file (repeatable; default: scikit-image, scikit-learn, opencv-doc stills)")
+    p.add_argument(
+        "--source",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="still or video file (repeatable; default: scikit-image, scikit-learn, opencv-doc stills)",
+    )
     p.add_argument("--size", type=_parse_size, default=(512, 384), help="frame size WxH (default: 512x384)")
     p.add_argument("--frames", type=int, default=8, help="frames per sequence = max time gap + 1 (default: 8)")
     p.add_argument("--camera-speed", type=float, default=3.0, help="max camera pan, px/frame (default: 3)")
@@ -348,9 +353,17 @@ def _cmd_synth(args: argparse.Namespace) -> int:
         lo, hi = (int(v) for v in args.crf.split(","))
     except ValueError as exc:
         raise UserError(f"--crf expects lo,hi like 18,30, got {args.crf!r}") from exc
-    opt = synth.SynthOptions(size=args.size, frames=args.frames, camera_speed=args.camera_speed,
-                             object_speed=args.object_speed, parallax=args.parallax, elastic=args.elastic,
-                             blur_prob=args.blur_prob, crf=(lo, hi), noise=args.noise)
+    opt = synth.SynthOptions(
+        size=args.size,
+        frames=args.frames,
+        camera_speed=args.camera_speed,
+        object_speed=args.object_speed,
+        parallax=args.parallax,
+        elastic=args.elastic,
+        blur_prob=args.blur_prob,
+        crf=(lo, hi),
+        noise=args.noise,
+    )
     try:
         stills = synth.file_sources(args.source) if args.source else None
         manifest = synth.synthesize(args.out, args.sequences, stills, opt, seed=args.seed, progress=True)
@@ -379,8 +392,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         raise UserError(f"training needs torch ({exc}); run `pip install streamfuse[train]`") from exc
     command = f"streamfuse train ccdc --config {args.config}" + (f" --export {args.export}" if args.export else "")
     summary = run(load_config(args.config), args.resume, args.export, command)
-    print(f"trained {summary['epochs']} epochs in {summary['train_seconds']:.0f} s; "
-          f"best validation chroma PSNR {summary['best_val_mean']:.2f} dB")
+    print(
+        f"trained {summary['epochs']} epochs in {summary['train_seconds']:.0f} s; "
+        f"best validation chroma PSNR {summary['best_val_mean']:.2f} dB"
+    )
     return 0
 
 

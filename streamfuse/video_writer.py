@@ -27,7 +27,6 @@ FRAGMENTED_MP4 = {
 MATROSKA = {"cluster_time_limit": str(FRAGMENT_MS), "flush_packets": "1"}
 
 
-
 class VideoWriter:
     """Writes RGB frames with timestamps to one file; the first frame fixes the size."""
 
