@@ -31,7 +31,7 @@ log = logging.getLogger("streamfuse.transport")
 class SocketDefaults:
     """Every socket option streamfuse sets, in one place."""
 
-    live_hwm: int = 1
+    live_hwm: int = 2
     """Messages queued per link in live mode (each side); small, so stale frames are dropped, not queued."""
     offline_hwm: int = 8
     """Messages queued per link in offline mode; backpressure beyond this."""
