@@ -72,10 +72,7 @@ class CaptureNode:
             except SourceError as exc:
                 if not (self.live and self.cfg.cameras[self.camera].reconnect):
                     raise
-                log.warning("%s; retrying in %.1f s", exc, backoff)
-                self.reporter.counts["reconnect_attempts"] += 1
-                self.stop.wait(backoff)
-                backoff = min(backoff * 2, 8.0)
+                backoff = self._retry_later(f"{exc}; retrying", "reconnect_attempts", backoff)
                 continue
             try:
                 for frame in source.frames():
@@ -87,12 +84,16 @@ class CaptureNode:
             except SourceError as exc:
                 if not (source.live and self.cfg.cameras[self.camera].reconnect):
                     raise
-                log.warning("%s; reconnecting in %.1f s", exc, backoff)
-                self.reporter.counts["source_failures"] += 1
-                self.stop.wait(backoff)
-                backoff = min(backoff * 2, 8.0)
+                backoff = self._retry_later(f"{exc}; reconnecting", "source_failures", backoff)
             finally:
                 source.close()
+
+    def _retry_later(self, what: str, counter: str, backoff: float) -> float:
+        """Count and log a source failure, wait ``backoff`` seconds (or until a stop), return the next backoff."""
+        log.warning("%s in %.1f s", what, backoff)
+        self.reporter.counts[counter] += 1
+        self.stop.wait(backoff)
+        return min(backoff * 2, 8.0)
 
     def _finish(self) -> None:
         finish_streams(self.sender, [(self.stream, self.seq)], self.live, self.stop)
