@@ -14,8 +14,8 @@ from conftest import textured_scene
 from streamfuse.color import luma, rgb_to_ycbcr
 from streamfuse.degrade import downsample
 from streamfuse.engines import load_engine
+from streamfuse.engines.assets import engines_dir, sha256_file
 from streamfuse.engines.base import EngineError
-from streamfuse.engines.ccdc import engines_dir, sha256_file
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnx")

@@ -13,8 +13,8 @@ import pytest
 
 from streamfuse.color import luma, rgb_to_ycbcr
 from streamfuse.engines import load_engine
+from streamfuse.engines.assets import engines_dir, sha256_file
 from streamfuse.engines.base import EngineError
-from streamfuse.engines.ccdc import engines_dir, sha256_file
 from streamfuse.engines.duallens import estimate_memory_gb
 from streamfuse.engines.registry import available_engines
 

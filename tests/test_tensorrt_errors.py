@@ -133,9 +133,9 @@ def test_learned_engine_with_tensorrt_backend_is_one_line(tmp_path, capsys):
     import cv2
     import numpy as np
 
-    from streamfuse.runtime.trt_manifest import engines_root
+    from streamfuse.engines.assets import engines_dir
 
-    shipped = [n for n in ("ccdc", "duallens", "ccdc-paper") if (engines_root() / n / "manifest.json").is_file()]
+    shipped = [n for n in ("ccdc", "duallens", "ccdc-paper") if (engines_dir() / n / "manifest.json").is_file()]
     if not shipped:
         pytest.skip("no learned engine with ONNX graphs is shipped yet")
     mono, ref = tmp_path / "mono.png", tmp_path / "ref.png"

@@ -11,8 +11,6 @@ This module never imports torch unless ``backend="torch"`` is asked for.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ import cv2
 import numpy as np
 
 from streamfuse.color import merge_luma_chroma
+from streamfuse.engines.assets import load_manifest
 from streamfuse.engines.base import Engine, EngineError, ReferenceState
 from streamfuse.engines.guided import GuidedEngine, guided_coefficients, warp_reference
 from streamfuse.runtime.base import Executor
@@ -30,33 +29,6 @@ CANDIDATES = ("dis", "fill", "smooth", "zero")
 
 FAST_MULTIPLE = 32  # CCDCFast: stride-2 stem + 3 downsamples + margin
 PAPER_MULTIPLE = 64  # FlowNetS: six stride-2 levels
-
-
-def engines_dir() -> Path:
-    """Folder of the shipped engine assets: the installed ``streamfuse_engines`` package or the repo's engines/."""
-    try:
-        import streamfuse_engines
-
-        return Path(streamfuse_engines.__file__).parent
-    except ImportError:
-        return Path(__file__).resolve().parents[2] / "engines"
-
-
-def load_manifest(model: str | Path) -> tuple[dict, Path]:
-    """Read ``<model>/manifest.json`` (a shipped model name or a folder path) and return it with the folder."""
-    folder = Path(model) if Path(model).is_dir() else engines_dir() / str(model)
-    path = folder / "manifest.json"
-    if not path.is_file():
-        raise EngineError(
-            f"no CCDC model at {folder} (manifest.json missing); train one with `streamfuse train ccdc` "
-            "or reinstall streamfuse to get the shipped weights"
-        )
-    return json.loads(path.read_text()), folder
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file (manifests record it for every weight file)."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 # --- shared feature construction (also used by training, so train and inference see the same inputs) ------
@@ -199,7 +171,7 @@ class CCDCEngine(Engine):
         eps: float = 1e-3,
     ) -> None:
         super().__init__()
-        self.manifest, folder = load_manifest(model)
+        self.manifest, folder = load_manifest(model, "train one with `streamfuse train ccdc`")
         if self.manifest["arch"].get("arch") != "fast":
             raise EngineError(f"ccdc: model {model!r} is not a fast CCDC model; use engine ccdc-paper for it")
         self.executor = _executor(folder, self.manifest, "onnx", "fast", backend, threads)
@@ -252,7 +224,7 @@ class CCDCPaperEngine(Engine):
 
     def __init__(self, model: str = "ccdc-paper", backend: str = "onnxruntime", threads: int | None = None) -> None:
         super().__init__()
-        self.manifest, folder = load_manifest(model)
+        self.manifest, folder = load_manifest(model, "train one with `streamfuse train ccdc`")
         if self.manifest["arch"].get("arch") != "paper":
             raise EngineError(f"ccdc-paper: model {model!r} is not a paper CCDC model; use engine ccdc for it")
         self.ref_executor = _executor(folder, self.manifest, "onnx_reference", "reference", backend, threads)

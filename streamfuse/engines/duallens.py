@@ -19,21 +19,16 @@ import cv2
 import numpy as np
 
 from streamfuse.color import merge_luma_chroma, rgb_to_ycbcr
+from streamfuse.engines.assets import load_manifest
 from streamfuse.engines.base import Engine, EngineError, ReferenceState
-from streamfuse.engines.ccdc import load_manifest, pad_to, upsample_chroma
+from streamfuse.engines.ccdc import pad_to, upsample_chroma
 from streamfuse.engines.guided import GuidedEngine
 from streamfuse.runtime.factory import create_executor
 
 
 def load_duallens_manifest(model: str | Path) -> tuple[dict, Path]:
     """Read ``<model>/manifest.json`` (a shipped model name under engines/ or a folder path)."""
-    try:
-        return load_manifest(model)
-    except EngineError:
-        raise EngineError(
-            f"no duallens model {model!r} (manifest.json missing); train one with tools/train_duallens.py "
-            "and export it with tools/export_duallens.py, or reinstall streamfuse to get the shipped weights"
-        ) from None
+    return load_manifest(model, "train one with tools/train_duallens.py and export it with tools/export_duallens.py")
 
 
 def guided_candidate(guided: GuidedEngine, mono: np.ndarray, ref: ReferenceState | np.ndarray) -> np.ndarray:

@@ -9,11 +9,11 @@ it is used. An optional ``"tensorrt"`` section may give ``"input_scales": {input
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from streamfuse.engines.assets import engines_dir
 from streamfuse.engines.base import EngineError
 
 
@@ -24,14 +24,6 @@ class EngineGraphs:
     name: str
     onnx: list[Path]
     input_scales: dict[str, float | tuple[float, float]] = field(default_factory=dict)
-
-
-def engines_root() -> Path:
-    """The folder of shipped engines: the installed ``streamfuse_engines`` package, else the repo's ``engines/``."""
-    spec = importlib.util.find_spec("streamfuse_engines")
-    if spec is not None and spec.submodule_search_locations:
-        return Path(next(iter(spec.submodule_search_locations)))
-    return Path(__file__).resolve().parents[2] / "engines"
 
 
 def _listed(value: object, folder: Path) -> list[Path]:
@@ -65,7 +57,7 @@ def resolve_engine_graphs(name: str, root: str | Path | None = None) -> EngineGr
     Raises:
         EngineError: no such engine folder, unreadable manifest, or no ONNX graph; the message says what to do.
     """
-    base = Path(root) if root is not None else engines_root()
+    base = Path(root) if root is not None else engines_dir()
     folder = base / name
     manifest = folder / "manifest.json"
     if not manifest.is_file():

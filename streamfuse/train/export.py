@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from streamfuse.engines.ccdc import sha256_file
+from streamfuse.engines.assets import sha256_file
 from streamfuse.models.ccdc_arch import FAST_IN_CHANNELS, build_model
 
 OPSET = 17  # GridSample (paper model) needs >= 16
