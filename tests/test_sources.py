@@ -7,6 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import moving_frames
 
 from streamfuse.color import luma
 from streamfuse.config.schema import NoiseConfig, ParallaxConfig, SyntheticConfig
@@ -77,3 +78,13 @@ def test_missing_corrupt_and_truncated_files(tmp_path: Path, small_video: Path) 
     (tmp_path / "cut.mp4").write_bytes(data[: len(data) // 2])
     with pytest.raises(SourceError, match="cut.mp4"):
         list(FileCamera(tmp_path / "cut.mp4", "mono").frames())
+
+
+def test_parallax_drift_goes_out_and_back(small_video: Path) -> None:
+    par = ParallaxConfig(shift=(0.0, 0.0), drift=(30.0, 0.0), drift_period_s=0.4)
+    cam = SyntheticCamera(synth(small_video, scale=1, parallax=par), "color", 30)
+    truth = moving_frames(1, 120, 160)[0]
+    shifted = [cam.colour_view(truth, t) for t in (0.0, 0.2, 0.4)]  # offsets 0, 6 px, 0
+    assert np.abs(shifted[0].astype(int) - truth).mean() < 1.0
+    assert np.abs(shifted[1][:, 10:150].astype(int) - truth[:, 4:144]).mean() < 1.0
+    assert np.abs(shifted[2].astype(int) - truth).mean() < 1.0

@@ -174,6 +174,8 @@ def check_rig(cfg: RigConfig, path: Path) -> None:
             raise ConfigError(f"{path}: key 'synthetic.scale' must be >= 1, got {s.scale}")
         if not 0 < s.color_fps_ratio <= 1:
             raise ConfigError(f"{path}: key 'synthetic.color_fps_ratio' must be in (0, 1], got {s.color_fps_ratio}")
+        if s.parallax.drift_period_s <= 0:
+            raise ConfigError(f"{path}: key 'synthetic.parallax.drift_period_s' must be > 0")
         if s.parallax.homography is not None and (
             len(s.parallax.homography) != 3 or any(len(r) != 3 for r in s.parallax.homography)
         ):

@@ -31,7 +31,9 @@ class ParallaxConfig:
     homography: list[list[float]] | None = None
     """Optional 3×3 homography applied before the shift."""
     drift: tuple[float, float] = (0.0, 0.0)
-    """Slow drift of the shift, in mono pixels per second."""
+    """Slow drift of the shift, in mono pixels per second; it reverses every half period, so it stays bounded."""
+    drift_period_s: float = 20.0
+    """Period of the back-and-forth drift: the offset stays within drift × period / 2."""
 
 
 @dataclass

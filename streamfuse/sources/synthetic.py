@@ -54,7 +54,9 @@ class SyntheticCamera(Source):
     def colour_view(self, truth: np.ndarray, t_s: float) -> np.ndarray:
         """What the colour camera records of a scene frame at time ``t_s``: parallax, scale gap, noise."""
         par = self.cfg.parallax
-        homography = translation(par.shift[0] + par.drift[0] * t_s, par.shift[1] + par.drift[1] * t_s)
+        phase = t_s % par.drift_period_s
+        drift_t = min(phase, par.drift_period_s - phase)  # a triangle wave: out and back, bounded on long runs
+        homography = translation(par.shift[0] + par.drift[0] * drift_t, par.shift[1] + par.drift[1] * drift_t)
         if par.homography is not None:
             homography = homography @ np.asarray(par.homography, dtype=np.float64)
         if not np.allclose(homography, np.eye(3)):
