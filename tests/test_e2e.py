@@ -58,6 +58,20 @@ def decode(path: Path) -> tuple[list[np.ndarray], list[float]]:
     return [f.to_ndarray(format="rgb24") for f in frames], [float(f.pts * f.time_base) for f in frames]
 
 
+def playable_frames(path: Path) -> int:
+    """Frames decodable so far from a recording in progress (0 while it does not exist yet)."""
+    if not path.exists():
+        return 0
+    count = 0
+    try:
+        with av.open(str(path)) as container:
+            for packet in container.demux(video=0):
+                count += len(packet.decode())
+    except av.error.FFmpegError:
+        pass  # the tail fragment is still being written
+    return count
+
+
 def check_in_order(decoded: list[np.ndarray], truth: list[np.ndarray]) -> None:
     """Each output frame i is closest to input frame i (nothing lost, duplicated or reordered)."""
     truth_y = np.stack([luma(t).astype(np.float32) for t in truth])
@@ -136,10 +150,9 @@ def test_live_run_stops_cleanly_on_sigint(tmp_path: Path, scene) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not (tmp_path / "out.mp4").exists():
-        time.sleep(0.2)
-    time.sleep(2.0)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and playable_frames(tmp_path / "out.mp4") < 20:
+        time.sleep(0.2)  # poll: the fragmented MP4 is readable while it is being written
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err[-2000:]
