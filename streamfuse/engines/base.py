@@ -99,3 +99,58 @@ class Engine(ABC):
     @abstractmethod
     def _colorize(self, mono: np.ndarray, state: ReferenceState) -> np.ndarray:
         """Engine-specific colorization of a validated mono frame."""
+
+    def open_stream(self) -> EngineStream:
+        """Per camera-pair temporal state: push each new colour frame, then colorize every mono frame in order.
+
+        Frame-wise engines get this for free: ``prepare_reference`` once per pushed reference, then
+        ``colorize(mono, state)`` with it. A temporal engine returns its own :class:`EngineStream` subclass.
+        """
+        return EngineStream(self)
+
+
+class EngineStream:
+    """One camera pair's stream through an engine: references as they arrive, every mono frame in order.
+
+    The frame-wise default keeps the newest prepared reference and colorizes each mono frame with it, so its
+    outputs are exactly the frame-wise API's. Temporal engines subclass it and may use the frames in between.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.state: ReferenceState | None = None
+        self.references = 0  # references pushed into this stream
+        self.frames = 0  # mono frames colorized by this stream
+
+    @property
+    def has_reference(self) -> bool:
+        return self.state is not None
+
+    def push_reference(self, ref_rgb: np.ndarray) -> ReferenceState:
+        """A new colour frame (h×w×3 uint8 RGB): prepared once, used for every mono frame until the next one."""
+        return self.push_state(self.engine.prepare_reference(ref_rgb))
+
+    def push_state(self, state: ReferenceState) -> ReferenceState:
+        """An already prepared reference (e.g. one shared by several streams)."""
+        self.state = state
+        self.references += 1
+        self._on_reference(state)
+        return state
+
+    def colorize(self, mono: np.ndarray) -> np.ndarray:
+        """The next mono frame (H×W uint8) in order -> H×W×3 uint8 RGB."""
+        if self.state is None:
+            raise EngineError("stream.colorize() before any reference: call stream.push_reference(ref_rgb) first")
+        out = self._colorize(check_mono(mono), self.state)
+        self.frames += 1
+        return out
+
+    def reset(self) -> None:
+        """Forget the reference and any temporal state (a scene cut, a reconnect at another size)."""
+        self.state = None
+
+    def _on_reference(self, state: ReferenceState) -> None:  # noqa: B027 - optional hook
+        """Temporal engines update their memory here."""
+
+    def _colorize(self, mono: np.ndarray, state: ReferenceState) -> np.ndarray:
+        return self.engine.colorize(mono, state)

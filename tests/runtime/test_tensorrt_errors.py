@@ -12,7 +12,7 @@ from streamfuse.runtime.base import BackendUnavailable
 from streamfuse.runtime.factory import create_executor
 from streamfuse.runtime.trt_cuda import CudaRuntime, probe
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _has(module: str) -> bool:

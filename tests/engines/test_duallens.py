@@ -18,7 +18,7 @@ from streamfuse.engines.base import EngineError
 from streamfuse.engines.duallens import estimate_memory_gb
 from streamfuse.engines.registry import available_engines
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def stereo_scene(w: int = 160, h: int = 96, disp: int = 12, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

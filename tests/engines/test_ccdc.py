@@ -157,7 +157,7 @@ def test_shipped_ccdc_colours_a_shifted_scene_and_never_imports_torch() -> None:
         "err = rgb_to_ycbcr(out)[8:-8, 8:-8, 1:].astype(float) - rgb_to_ycbcr(truth)[8:-8, 8:-8, 1:]\n"
         "print(10 * np.log10(255 ** 2 / np.mean(err ** 2)), 'torch' in sys.modules)\n"
     )
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     res = subprocess.run(
         [sys.executable, "-c", code],
         cwd=root,
