@@ -1,4 +1,4 @@
-"""ZeroMQ links: socket defaults in one place, endpoints, CURVE, and an in-memory twin for unit tests.
+"""ZeroMQ links: socket defaults in one place, endpoints, CURVE.
 
 Socket pattern: every link is PUSH (upstream, connects) -> PULL (downstream, binds).
 - PUSH/PULL gives backpressure: when the receiver's queue and the sender's high-water mark are full, a blocking send
@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import queue
 import time
-from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +21,7 @@ import zmq
 
 from streamfuse.config.schema import EndpointConfig, RigConfig
 from streamfuse.errors import ConfigError
+from streamfuse.transport.base import Inbox, Sender, StopCheck, deadline
 
 log = logging.getLogger("streamfuse.transport")
 
@@ -47,35 +46,11 @@ class SocketDefaults:
     """First reconnect delay after a peer vanishes."""
     reconnect_max_ms: int = 1000
     """Largest reconnect delay (exponential backoff)."""
+    unattended_send_s: float = 30.0
+    """A blocking send given no stop check gives up after this long (nothing blocks forever)."""
 
 
 DEFAULTS = SocketDefaults()
-
-
-class Sender(ABC):
-    """The sending end of a link."""
-
-    @abstractmethod
-    def send(self, parts: list, block: bool, stop=None) -> bool:
-        """Send one multipart message; with block=False return False (drop) when the link is full."""
-
-    @abstractmethod
-    def wait_consumed(self, timeout_s: float, stop=None) -> bool:
-        """Wait until the receiver has read everything sent (it closed its end)."""
-
-    def close(self) -> None:  # noqa: B027 - optional hook
-        """Release the socket."""
-
-
-class Inbox(ABC):
-    """The receiving ends of a node's links, polled together."""
-
-    @abstractmethod
-    def recv(self, timeout_ms: int, links: set[str] | None = None) -> tuple[str, list] | None:
-        """Next message from any of ``links`` (all when None) as (link, parts), or None after the timeout."""
-
-    def close(self) -> None:  # noqa: B027 - optional hook
-        """Release the sockets."""
 
 
 def default_endpoint(run_dir: str | Path, link: str) -> EndpointConfig:
@@ -195,17 +170,18 @@ class ZmqSender(Sender):
         self.sock.setsockopt(zmq.LINGER, DEFAULTS.linger_ms if live else DEFAULTS.offline_linger_ms)
         self.url = ep.url
 
-    def send(self, parts: list, block: bool, stop=None) -> bool:
-        """Send; blocking sends retry until delivered or ``stop()`` turns true."""
+    def send(self, parts: list, block: bool, stop: StopCheck | None = None) -> bool:
+        """Send; blocking sends retry until delivered or ``stop()`` turns true (see ``transport.base``)."""
+        stop = stop if stop is not None else deadline(DEFAULTS.unattended_send_s)
         while True:
             try:
                 self.sock.send_multipart(parts, flags=0 if block else zmq.NOBLOCK, copy=False)
                 return True
             except zmq.Again:
-                if not block or (stop is not None and stop()):
+                if not block or stop():
                     return False
 
-    def wait_consumed(self, timeout_s: float, stop=None) -> bool:
+    def wait_consumed(self, timeout_s: float, stop: StopCheck | None = None) -> bool:
         """After the end-of-stream marker: wait until the receiver closes its end, i.e. it has read everything.
 
         ZeroMQ drops messages still queued on the receiving side when the sender disconnects first, so an
@@ -264,43 +240,3 @@ class ZmqInbox(Inbox):
     def close(self) -> None:
         for sock in self.socks.values():
             sock.close(linger=0)
-
-
-class MemorySender(Sender):
-    """In-memory twin of a sender, for unit tests of node logic: a bounded queue."""
-
-    def __init__(self, q: queue.Queue, link: str) -> None:
-        self.q = q
-        self.link = link
-
-    def wait_consumed(self, timeout_s: float, stop=None) -> bool:
-        return True
-
-    def send(self, parts: list, block: bool, stop=None) -> bool:
-        try:
-            self.q.put(
-                (self.link, [bytes(p) if not hasattr(p, "shape") else p.tobytes() for p in parts]),
-                block=block,
-                timeout=None,
-            )
-            return True
-        except queue.Full:
-            return False
-
-
-class MemoryInbox(Inbox):
-    """In-memory twin of an inbox: one queue per link."""
-
-    def __init__(self, links: list[str], maxsize: int = 0) -> None:
-        self.queues = {name: queue.Queue(maxsize) for name in links}
-
-    def sender(self, link: str) -> MemorySender:
-        return MemorySender(self.queues[link], link)
-
-    def recv(self, timeout_ms: int, links: set[str] | None = None) -> tuple[str, list] | None:
-        for name in links if links is not None else self.queues:
-            try:
-                return self.queues[name].get_nowait()
-            except queue.Empty:
-                continue
-        return None
