@@ -29,6 +29,7 @@ PRESETS = {
 NOISE_FLOOR = 2.0  # reference luma noise std (0..255, net of texture) below which it counts as clean
 NOISE_RAMP = 0.5  # the detail term fades in over this much noise above the floor
 FILL_DOWN = 2  # the occlusion fill fits its local models at 1/2 of the working resolution
+MAX_DIS_SIZES = 4  # DIS objects kept, one per working size (see GuidedEngine._dis_for)
 
 
 def box(x: np.ndarray, radius: int) -> np.ndarray:
@@ -158,13 +159,28 @@ class GuidedEngine(Engine):
         self.confidence = float(confidence)
         self.fill_radius = int(fill_radius)
         self.denoise = denoise
-        self._dis = cv2.DISOpticalFlow_create(PRESETS[preset])
+        self.finest_scale = None if finest_scale is None else int(finest_scale)
+        self.refine_iters = None if refine_iters is None else int(refine_iters)
+        self.smoothness = float(smoothness)
+        # OpenCV 5.0.0's DIS keeps buffers sized by the first frame it sees and segfaults on another size, so each
+        # working size gets its own DIS object (a stream that changes size, e.g. a camera that reconnects).
+        self._dis_by_size: dict[tuple[int, int], cv2.DISOpticalFlow] = {}
         self._scratch: dict[tuple[int, int], dict[str, np.ndarray]] = {}
-        if finest_scale is not None:
-            self._dis.setFinestScale(int(finest_scale))
-        if refine_iters is not None:
-            self._dis.setVariationalRefinementIterations(int(refine_iters))
-        self._dis.setVariationalRefinementAlpha(float(smoothness))
+
+    def _dis_for(self, size: tuple[int, int]) -> cv2.DISOpticalFlow:
+        """The DIS object for one (W, H) working size; the few most recent sizes are kept."""
+        dis = self._dis_by_size.pop(size, None)
+        if dis is None:
+            dis = cv2.DISOpticalFlow_create(PRESETS[self.preset])
+            if self.finest_scale is not None:
+                dis.setFinestScale(self.finest_scale)
+            if self.refine_iters is not None:
+                dis.setVariationalRefinementIterations(self.refine_iters)
+            dis.setVariationalRefinementAlpha(self.smoothness)
+        self._dis_by_size[size] = dis  # most recent last
+        while len(self._dis_by_size) > MAX_DIS_SIZES:
+            del self._dis_by_size[next(iter(self._dis_by_size))]
+        return dis
 
     # --- reference work (once per reference and working size) ---------------------------------------
 
@@ -219,7 +235,7 @@ class GuidedEngine(Engine):
         prev = state.features.get("flow") if self.seed_flow else None
         # DIS starts from the flow it is handed when that array is non-empty.
         seed = prev.copy() if prev is not None and prev.shape[:2] == guide8.shape else None
-        flow = self._dis.calc(guide8, ref["y8"], seed)
+        flow = self._dis_for((guide8.shape[1], guide8.shape[0])).calc(guide8, ref["y8"], seed)
         state.features["flow"] = flow
         return flow
 
