@@ -347,7 +347,7 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
-    from streamfuse import synth
+    from streamfuse.data import synth
 
     try:
         lo, hi = (int(v) for v in args.crf.split(","))

@@ -24,11 +24,11 @@ import numpy as np
 import torch
 
 from streamfuse.color import luma, rgb_to_ycbcr
-from streamfuse.degrade import downsample, sensor_noise
+from streamfuse.data.degrade import downsample, sensor_noise
+from streamfuse.data.synth import check_not_benchmark, package_stills
 from streamfuse.engines.duallens import guided_candidate, network_inputs
 from streamfuse.engines.guided import GuidedEngine
 from streamfuse.models.duallens_arch import CONFIGS, build_model, pad_multiple
-from streamfuse.synth import check_not_benchmark, package_stills
 
 VALIDATION_STILLS = ("skimage:coffee", "sklearn:flower.jpg", "opencv-doc:fruits.jpg", "opencv-doc:baboon.jpg")
 _MARGIN = 12  # texture columns kept left of the view, for negative disparities

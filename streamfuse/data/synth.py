@@ -1,139 +1,52 @@
-"""Training/evaluation data synthesis: short video sequences from stills (or clips from videos), x264-encoded.
+"""Synthetic training video: short sequences rendered from stills, x264-encoded.
 
 Real rigs deliver compressed 4:2:0 video with camera motion, independently moving and occluding objects and
 motion blur, so the sequences here have all of that: a moving camera over a background still (with parallax
 between depth layers and a mild elastic warp), textured foreground objects cut from other stills that move
 on their own, sub-frame motion blur, and a round trip through libx264 (yuv420p) with PyAV. A dataset folder
-holds one ``seq_NNNNN.mp4`` per sequence and a ``manifest.json``; pairs (low-res colour reference at frame 0,
-mono luma of frame k, true colour frame k) are cut from the decoded sequences by ``sequence_pairs``.
+holds one ``seq_NNNNN.mp4`` per sequence and a ``manifest.json`` (``streamfuse.data.manifest``); pairs
+(low-res colour reference at frame 0, mono luma of frame k, true colour frame k) are cut from the decoded
+sequences by ``sequence_pairs``.
 
-The public benchmark (opencv-doc videos and stereo pairs) is never read: ``check_not_benchmark`` refuses it.
+Stills come from ``streamfuse.data.stills``, which never returns benchmark data (``streamfuse.data.benchmark``).
 """
 
 from __future__ import annotations
 
-import fnmatch
-import io
-import json
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from streamfuse.color import luma
-from streamfuse.degrade import downsample, sensor_noise
+from streamfuse.data.benchmark import BENCHMARK_EXCLUDE, DataError, check_not_benchmark, is_benchmark
+from streamfuse.data.degrade import downsample, encode_x264, sensor_noise
+from streamfuse.data.manifest import DatasetManifest, load_manifest, write_manifest
+from streamfuse.data.stills import file_sources, package_stills
+from streamfuse.data.video import decode_video
 
-OPENCV_DATA = Path("/usr/share/doc/opencv-doc/examples/data")
-
-# The public benchmark (DESIGN §6): never used for training. Matched on the file name, case-insensitively.
-BENCHMARK_EXCLUDE: tuple[str, ...] = (
-    "vtest.avi",
-    "megamind*.avi",
-    "tree.avi",
-    "aloe*",
-    "rubberwhale*",
-)
-
-SKIMAGE_STILLS = (
-    "astronaut",
-    "chelsea",
-    "coffee",
-    "rocket",
-    "colorwheel",
-    "immunohistochemistry",
-    "hubble_deep_field",
-    "retina",
-    "stereo_motorcycle",
-)
-
-
-class SynthError(ValueError):
-    """Bad synthesis input (a benchmark file, a missing source); the message names it and the fix."""
-
-
-def is_benchmark(path: str | Path) -> bool:
-    """True when ``path`` names a public-benchmark file (see ``BENCHMARK_EXCLUDE``)."""
-    name = Path(path).name.lower()
-    return any(fnmatch.fnmatch(name, pat) for pat in BENCHMARK_EXCLUDE)
-
-
-def check_not_benchmark(paths: Iterable[str | Path]) -> None:
-    """Raise SynthError when any path is on the benchmark exclusion list."""
-    bad = [str(p) for p in paths if is_benchmark(p)]
-    if bad:
-        raise SynthError(
-            f"refusing benchmark file(s) {', '.join(bad)} as training data; "
-            f"the exclusion list is {', '.join(BENCHMARK_EXCLUDE)} (streamfuse.synth.BENCHMARK_EXCLUDE)"
-        )
-
-
-# --- sources ----------------------------------------------------------------------------------------------
-
-
-def _colourful(rgb: np.ndarray) -> bool:
-    """Skip grey or nearly grey stills (chessboards, text): they teach nothing about colour."""
-    ycc = cv2.cvtColor(rgb, cv2.COLOR_RGB2YCrCb).astype(np.float32)
-    return float(ycc[..., 1:].std()) > 4.0 and min(rgb.shape[:2]) >= 200
-
-
-def package_stills(opencv_dir: Path | None = OPENCV_DATA) -> list[tuple[str, np.ndarray]]:
-    """Colour stills from scikit-image, scikit-learn and the opencv-doc examples (benchmark files excluded)."""
-    stills: list[tuple[str, np.ndarray]] = []
-    try:
-        import skimage.data as skd
-
-        for name in SKIMAGE_STILLS:
-            try:
-                img = getattr(skd, name)()
-            except Exception:  # noqa: BLE001 - a still that needs a download is skipped
-                continue
-            if isinstance(img, tuple):  # stereo_motorcycle returns (left, right, disparity)
-                img = img[0]
-            stills.append((f"skimage:{name}", np.ascontiguousarray(img[..., :3])))
-    except ImportError:
-        pass
-    try:
-        from sklearn.datasets import load_sample_images
-
-        data = load_sample_images()
-        for fname, img in zip(data.filenames, data.images, strict=True):
-            stills.append((f"sklearn:{Path(fname).name}", img))
-    except ImportError:
-        pass
-    if opencv_dir is not None and opencv_dir.is_dir():
-        for p in sorted(opencv_dir.iterdir()):
-            if p.suffix.lower() not in (".jpg", ".png") or is_benchmark(p):
-                continue
-            img = cv2.imread(str(p), cv2.IMREAD_COLOR)
-            if img is not None:
-                stills.append((f"opencv-doc:{p.name}", cv2.cvtColor(img, cv2.COLOR_BGR2RGB)))
-    return [(n, s) for n, s in stills if _colourful(s)]
-
-
-def file_sources(paths: Iterable[str | Path]) -> list[tuple[str, np.ndarray]]:
-    """Stills from image files, and frames (every 15th) from video files; benchmark files are refused."""
-    paths = [Path(p) for p in paths]
-    check_not_benchmark(paths)
-    out: list[tuple[str, np.ndarray]] = []
-    for p in paths:
-        if not p.is_file():
-            raise SynthError(f"source file not found: {p}")
-        img = cv2.imread(str(p), cv2.IMREAD_COLOR)
-        if img is not None:
-            out.append((str(p), cv2.cvtColor(img, cv2.COLOR_BGR2RGB)))
-            continue
-        import av
-
-        with av.open(str(p)) as box:
-            for i, frame in enumerate(box.decode(video=0)):
-                if i % 15 == 0:
-                    out.append((f"{p}#{i}", frame.to_ndarray(format="rgb24")))
-        if not out:
-            raise SynthError(f"cannot read {p} as an image or a video; give a JPEG/PNG still or a video file")
-    return out
+# Older names, kept so `from streamfuse.data import synth; synth.X` reads as before the data layer split.
+SynthError = DataError
+Manifest = DatasetManifest
+__all__ = [
+    "BENCHMARK_EXCLUDE",
+    "Manifest",
+    "Pair",
+    "SynthError",
+    "SynthOptions",
+    "check_not_benchmark",
+    "decode_video",
+    "encode_x264",
+    "file_sources",
+    "is_benchmark",
+    "load_manifest",
+    "package_stills",
+    "sequence_pairs",
+    "synthesize",
+]
 
 
 # --- sequence rendering ------------------------------------------------------------------------------------
@@ -305,37 +218,6 @@ class _Scene:
         return out
 
 
-# --- codec round trip --------------------------------------------------------------------------------------
-
-
-def encode_x264(frames: list[np.ndarray], crf: int, fps: int = 25) -> bytes:
-    """Encode RGB frames to an in-memory H.264 (yuv420p) MP4 with PyAV."""
-    import av
-
-    h, w = frames[0].shape[:2]
-    buf = io.BytesIO()
-    with av.open(buf, "w", format="mp4") as box:
-        stream = box.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        stream.options = {"crf": str(crf), "preset": "veryfast"}
-        for rgb in frames:
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
-            for packet in stream.encode(frame):
-                box.mux(packet)
-        for packet in stream.encode():
-            box.mux(packet)
-    return buf.getvalue()
-
-
-def decode_video(data: bytes | str | Path) -> list[np.ndarray]:
-    """Decode every frame of a video (bytes or path) as RGB uint8."""
-    import av
-
-    src = io.BytesIO(data) if isinstance(data, bytes) else str(data)
-    with av.open(src) as box:
-        return [f.to_ndarray(format="rgb24") for f in box.decode(video=0)]
-
-
 # --- datasets and pairs ------------------------------------------------------------------------------------
 
 
@@ -370,18 +252,6 @@ def sequence_pairs(
                 yield Pair(ref=ref, mono=luma(truth), truth=truth, scale=int(s), gap=int(g))
 
 
-@dataclass
-class Manifest:
-    """What a synthesized dataset holds and how it was made (written as manifest.json)."""
-
-    sequences: list[dict] = field(default_factory=list)
-    sources: list[str] = field(default_factory=list)
-    options: dict = field(default_factory=dict)
-    seed: int = 0
-    exclusion_list: list[str] = field(default_factory=lambda: list(BENCHMARK_EXCLUDE))
-    seconds: float = 0.0
-
-
 def synthesize(
     out_dir: str | Path,
     n_sequences: int,
@@ -390,7 +260,7 @@ def synthesize(
     seed: int = 0,
     val_fraction: float = 0.1,
     progress: bool = False,
-) -> Manifest:
+) -> DatasetManifest:
     """Render ``n_sequences`` sequences into ``out_dir`` (seq_NNNNN.mp4 + manifest.json).
 
     Sources are split by still: the last ``val_fraction`` of the stills only ever appear in validation
@@ -399,7 +269,7 @@ def synthesize(
     opt = options or SynthOptions()
     stills = stills if stills is not None else package_stills()
     if len(stills) < 2:
-        raise SynthError("need at least 2 colour stills; install scikit-image/scikit-learn or pass --source files")
+        raise DataError("need at least 2 colour stills; install scikit-image/scikit-learn or pass --source files")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -407,7 +277,9 @@ def synthesize(
     n_val_src = max(1, round(len(stills) * val_fraction))
     val_src = [stills[i][1] for i in order[:n_val_src]]
     train_src = [stills[i][1] for i in order[n_val_src:]]
-    manifest = Manifest(
+    check_not_benchmark(name for name, _ in stills)
+    manifest = DatasetManifest(
+        kind="synthetic-video",
         sources=[stills[i][0] for i in order],
         options=asdict(opt),
         seed=seed,
@@ -435,14 +307,6 @@ def synthesize(
         (out / name).write_bytes(data)
         manifest.sequences.append({"file": name, "split": split, "crf": crf, "blur": blur})
     manifest.seconds = round(time.time() - t0, 1)
-    (out / "manifest.json").write_text(json.dumps(asdict(manifest), indent=1))
+    manifest.counts = {"sequences": len(manifest.sequences), "frames": len(manifest.sequences) * opt.frames}
+    write_manifest(out, manifest)
     return manifest
-
-
-def load_manifest(data_dir: str | Path) -> Manifest:
-    """Read a dataset folder's manifest.json; a missing one names the command that makes it."""
-    path = Path(data_dir) / "manifest.json"
-    if not path.is_file():
-        raise SynthError(f"{path} not found; create the dataset with `streamfuse synth --out {data_dir}`")
-    raw = json.loads(path.read_text())
-    return Manifest(**raw)

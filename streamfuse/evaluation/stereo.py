@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from streamfuse.color import luma
-from streamfuse.degrade import downsample, sensor_noise
+from streamfuse.data.degrade import downsample, sensor_noise
 from streamfuse.evaluation.case import Case
 from streamfuse.evaluation.data import STEREO_PAIRS, require
 from streamfuse.evaluation.video import crop8

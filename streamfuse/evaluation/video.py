@@ -10,84 +10,35 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from streamfuse.color import luma
-from streamfuse.degrade import downsample
-from streamfuse.errors import SourceError
+from streamfuse.data.degrade import downsample
+from streamfuse.data.video import SCENE_CUT, crop8, frame_differences, read_clips, select_clips
 from streamfuse.evaluation.case import Case
 
 CLIP_LEN = 7
-SCENE_CUT = 30.0  # mean |ΔY| (0..255, OpenCV RGB2GRAY) between consecutive frames that marks a scene cut
 MAX_CLIPS = 20
 TARGETS: dict[str, int] = {"near": 1, "far": 6}  # frame 2 and frame 7 of a clip (1-based), as clip offsets
-
-
-def crop8(frame: np.ndarray) -> np.ndarray:
-    """Crop both sides down to multiples of 8 (top-left anchored)."""
-    h, w = frame.shape[:2]
-    return frame[: h - h % 8, : w - w % 8]
-
-
-def iter_frames(path: str | Path) -> Iterator[np.ndarray]:
-    """Decode every frame of a video with OpenCV's VideoCapture as RGB uint8, cropped to multiples of 8."""
-    cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        raise SourceError(f"cannot open video {path}: missing file or a format OpenCV cannot decode")
-    try:
-        while True:
-            ok, bgr = cap.read()
-            if not ok:
-                break
-            yield cv2.cvtColor(crop8(bgr), cv2.COLOR_BGR2RGB)
-    finally:
-        cap.release()
+__all__ = ["CLIP_LEN", "MAX_CLIPS", "SCENE_CUT", "TARGETS", "clip_starts", "crop8", "load_clips", "video_cases"]
 
 
 def clip_starts(mean_abs_dy: list[float] | np.ndarray, n_frames: int, max_clips: int = MAX_CLIPS) -> list[int]:
-    """Start frames of the selected clips.
+    """Start frames of the selected 7-frame clips (``streamfuse.data.video.select_clips``).
 
     Args:
         mean_abs_dy: mean |ΔY| between frame i and i+1, for i in 0..n_frames-2.
         n_frames: number of decoded frames.
         max_clips: how many surviving clips to keep at most (evenly spread over the survivors).
     """
-    diffs = np.asarray(mean_abs_dy, dtype=np.float64)
-    survivors = [
-        s for s in range(0, n_frames - CLIP_LEN + 1, CLIP_LEN) if not np.any(diffs[s : s + CLIP_LEN - 1] > SCENE_CUT)
-    ]
-    n = len(survivors)
-    if n == 0:
-        return []
-    picks = np.linspace(0, n - 1, min(max_clips, n)).round().astype(int)
-    return [survivors[i] for i in picks]
-
-
-def frame_differences(path: str | Path) -> tuple[list[float], int]:
-    """Mean |ΔY| between consecutive frames of a video and its frame count (first decoding pass)."""
-    diffs: list[float] = []
-    prev = None
-    count = 0
-    for frame in iter_frames(path):
-        y = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.int16)
-        if prev is not None:
-            diffs.append(float(np.mean(np.abs(y - prev))))
-        prev = y
-        count += 1
-    return diffs, count
+    return select_clips(mean_abs_dy, n_frames, CLIP_LEN, max_clips)
 
 
 def load_clips(path: str | Path, max_clips: int = MAX_CLIPS) -> dict[int, list[np.ndarray]]:
     """Selected clips of a video: start frame -> the clip's frames 1, 2 and 7 (two decoding passes, low memory)."""
     diffs, count = frame_differences(path)
-    starts = clip_starts(diffs, count, max_clips)
-    wanted = {s + k: s for s in starts for k in (0, *TARGETS.values())}
-    clips: dict[int, list[np.ndarray]] = {s: [] for s in starts}
-    for i, frame in enumerate(iter_frames(path)):
-        if i in wanted:
-            clips[wanted[i]].append(frame)
-    return clips
+    clips = read_clips(path, clip_starts(diffs, count, max_clips), CLIP_LEN)
+    return {s: [frames[k] for k in (0, *TARGETS.values())] for s, frames in clips.items()}
 
 
 def video_cases(path: str | Path, scales: tuple[float, ...], max_clips: int = MAX_CLIPS) -> Iterator[Case]:

@@ -15,7 +15,7 @@ import numpy as np
 
 from streamfuse.color import luma
 from streamfuse.config.schema import SyntheticConfig
-from streamfuse.degrade import downsample, sensor_noise, translation, warp_homography
+from streamfuse.data.degrade import downsample, sensor_noise, translation, warp_homography
 from streamfuse.sources.base import CapturedFrame, Source
 from streamfuse.sources.video import fit_frame, read_rgb_frames
 

@@ -19,9 +19,9 @@ import numpy as np
 import torch
 
 from streamfuse.color import rgb_to_ycbcr
+from streamfuse.data.synth import decode_video, load_manifest, sequence_pairs
 from streamfuse.engines.ccdc import PAPER_MULTIPLE, classical_engine, classical_stage, fast_features, pad_to
 from streamfuse.models.ccdc_arch import CANDIDATES, CONFIGS, FAST_IN_CHANNELS, GUIDE_CHANNEL, build_model
-from streamfuse.synth import decode_video, load_manifest, sequence_pairs
 
 
 @dataclass
@@ -293,7 +293,7 @@ def run(cfg: TrainConfig, resume: bool = False, export_dir: str | None = None, c
     """Train, then optionally export ``best.pt`` as an engine folder whose manifest records the run."""
     summary = train(cfg, resume=resume)
     if export_dir:
-        from streamfuse.synth import load_manifest as data_manifest
+        from streamfuse.data.synth import load_manifest as data_manifest
         from streamfuse.train.export import export_checkpoint
 
         data = data_manifest(cfg.data)

@@ -12,7 +12,7 @@ import pytest
 from conftest import textured_scene
 
 from streamfuse.color import luma, rgb_to_ycbcr
-from streamfuse.degrade import downsample
+from streamfuse.data.degrade import downsample
 from streamfuse.engines import load_engine
 from streamfuse.engines.assets import engines_dir, sha256_file
 from streamfuse.engines.base import EngineError
@@ -148,7 +148,7 @@ def test_shipped_ccdc_colours_a_shifted_scene_and_never_imports_torch() -> None:
         "sys.path.insert(0, 'tests')\n"
         "from conftest import textured_scene\n"
         "from streamfuse.color import luma, rgb_to_ycbcr\n"
-        "from streamfuse.degrade import downsample\n"
+        "from streamfuse.data.degrade import downsample\n"
         "from streamfuse.engines import load_engine\n"
         "scene = textured_scene(192, 260, seed=7)\n"
         "truth, ref = scene[:, 4:260], downsample(np.ascontiguousarray(scene[:, :256]), 4)\n"

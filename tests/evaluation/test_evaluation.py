@@ -10,7 +10,7 @@ import pytest
 from conftest import textured_scene
 
 from streamfuse.cli import main
-from streamfuse.degrade import sensor_noise
+from streamfuse.data.degrade import sensor_noise
 from streamfuse.errors import SourceError
 from streamfuse.evaluation import RECORD_KEYS, Case, EvalConfig, data_dir, markdown_table, run_eval, summarize
 from streamfuse.evaluation.images import side_by_side

@@ -7,7 +7,7 @@ import pytest
 from conftest import textured_scene
 
 from streamfuse.color import luma
-from streamfuse.degrade import downsample, sensor_noise, translation, warp_homography
+from streamfuse.data.degrade import downsample, sensor_noise, translation, warp_homography
 from streamfuse.engines import EngineError, load_engine
 from streamfuse.engines.guided import NOISE_FLOOR, estimate_noise, weighted_linear_fill
 from streamfuse.metrics import psnr_cbcr

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import textured_scene
 
-from streamfuse import synth
+from streamfuse.data import synth
 
 torch = pytest.importorskip("torch")
 
