@@ -373,6 +373,39 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- clips ---------------------------------------------------------------------------------------------
+
+
+def _add_clips(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("clips", help="cut the allow-listed real videos into 13-frame training clips (no scene cut)")
+    p.add_argument("--out", help="dataset folder for manifest.json (clips are decoded from the videos on demand)")
+    p.add_argument("--list", action="store_true", help="only list the installed allow-listed videos")
+    p.add_argument("--max-per-video", type=int, default=0, help="keep at most N evenly spaced clips per video (0: all)")
+    p.set_defaults(func=_cmd_clips)
+
+
+def _cmd_clips(args: argparse.Namespace) -> int:
+    from streamfuse.data.benchmark import DataError
+    from streamfuse.data.video import extract_clips, training_videos
+
+    if args.list or not args.out:
+        videos = training_videos()
+        for v in videos:
+            print(v)
+        print(f"{len(videos)} allow-listed training videos (install them with tools/install_training_data.sh)")
+        return 0
+    try:
+        m = extract_clips(args.out, max_clips_per_video=args.max_per_video or None, progress=True)
+    except DataError as exc:
+        raise UserError(str(exc)) from exc
+    c = m.counts
+    print(
+        f"wrote {args.out}/manifest.json: {c['clips']} clips, {c['frames']} frames from {c['videos']} videos "
+        f"(train {c['train_clips']} clips / {c['train_frames']} frames, val {c['val_clips']} / {c['val_frames']})"
+    )
+    return 0
+
+
 # --- train ---------------------------------------------------------------------------------------------
 
 
@@ -411,6 +444,7 @@ COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_eval,
     _add_bench,
     _add_synth,
+    _add_clips,
     _add_train,
 ]
 

@@ -12,7 +12,6 @@ import fnmatch
 import io
 import os
 import time
-import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -42,6 +41,8 @@ SEARCH_DIRS: tuple[str, ...] = (
     "/usr/share/openboard/library/videos",
 )
 VIDEO_SUFFIXES = (".mpg", ".mpeg", ".mov", ".avi", ".mp4", ".ogv", ".webm", ".mkv")
+# Whole videos held aside for validation (real city footage, a real camera on a ball, an animation).
+VALIDATION_VIDEOS: tuple[str, ...] = ("cityCC0.mpg", "balle-jbart.mp4", "anim-1.mov")
 
 
 def cache_dir() -> Path:
@@ -175,22 +176,18 @@ def training_videos(extra_roots: Iterable[str | Path] = ()) -> list[Path]:
 # --- real-clip datasets ---------------------------------------------------------------------------------------
 
 
-def _split_of(path: Path, val_fraction: float) -> str:
-    """Held-aside split by whole video (a stable hash of the file name), so validation never shares a scene."""
-    return "val" if (zlib.crc32(path.name.encode()) % 1000) < val_fraction * 1000 else "train"
-
-
 def extract_clips(
     out_dir: str | Path,
     videos: Iterable[str | Path] | None = None,
     clip_len: int = STREAM_CLIP_LEN,
     max_clips_per_video: int | None = None,
-    val_fraction: float = 0.2,
+    validation: tuple[str, ...] = VALIDATION_VIDEOS,
     progress: bool = False,
 ) -> DatasetManifest:
     """Cut every allow-listed video into clips (no scene cut) and write the clip dataset's manifest.
 
-    Returns the manifest; ``counts`` holds videos, clips and frames per split and in all.
+    Whole videos named in ``validation`` form the held-aside split, so validation never shares a scene with
+    training. Returns the manifest; ``counts`` holds videos, clips and frames, per split and in all.
     """
     paths = [Path(v) for v in videos] if videos is not None else training_videos()
     if not paths:
@@ -212,7 +209,7 @@ def extract_clips(
         first = next(iter_frames(p, multiple_of_8=True), None)
         if first is None:
             continue
-        split = _split_of(p, val_fraction)
+        split = "val" if p.name in validation else "train"
         source = f"{packages[str(p)]}:{p}"
         sources.append(source)
         for s in select_clips(diffs, count, clip_len, max_clips_per_video):
@@ -235,7 +232,7 @@ def extract_clips(
         kind="real-clips",
         sequences=items,
         sources=sources,
-        options={"clip_len": clip_len, "max_clips_per_video": max_clips_per_video, "val_fraction": val_fraction},
+        options={"clip_len": clip_len, "max_clips_per_video": max_clips_per_video, "validation": list(validation)},
         seconds=round(time.time() - t0, 1),
         counts=counts,
     )
