@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,26 +27,98 @@ def load_config(path: str | Path) -> RigConfig:
         raise ConfigError(f"{p}: not valid YAML: {exc}") from None
     if node is None:
         raise ConfigError(f"{p}: the file is empty; see configs/demo.yaml for an example")
-    cfg = _Converter(p).convert(node, RigConfig, "")
+    _refuse_training_config(node, p)
+    conv = _Converter(p)
+    cfg = conv.convert(node, RigConfig, "")
     cfg.source_file = str(p)
+    cfg.key_lines = conv.lines
     check_rig(cfg, p)
+    run_prelaunch_checks(cfg)
     return cfg
 
 
-def config_from_dict(data: dict, base_dir: str | Path = ".", name: str = "<dict>") -> RigConfig:
-    """Validate a plain dict (built in code) with the same rules as a YAML file."""
+def load_yaml_dataclass(path: str | Path, cls: type) -> Any:
+    """Load any schema dataclass (e.g. a batch jobs file) from YAML with the rig rules: file:line: key errors,
+    unknown keys refused, paths resolved against the file's folder and checked."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"file not found: {p}")
+    try:
+        node = yaml.compose(p.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{p}: not valid YAML: {exc}") from None
+    if node is None:
+        raise ConfigError(f"{p}: the file is empty")
+    return _Converter(p).convert(node, cls, "")
+
+
+def config_from_dict(
+    data: dict, base_dir: str | Path = ".", name: str = "<dict>", prelaunch: bool = False
+) -> RigConfig:
+    """Validate a plain dict (built in code) with the same rules as a YAML file; ``prelaunch`` adds the media checks."""
     node = yaml.compose(yaml.safe_dump(data, sort_keys=False))
     conv = _Converter(Path(base_dir) / name)
     cfg = conv.convert(node, RigConfig, "")
     cfg.source_file = name
     check_rig(cfg, Path(name))
+    if prelaunch:
+        run_prelaunch_checks(cfg)
     return cfg
+
+
+# Checks that need more than the config itself (engines, media files, encoders) live in the layers that know those
+# things and register here (streamfuse.preflight), so config/ imports nothing above it. load_config runs them all:
+# every error names file:line: key, and nothing starts.
+PrelaunchCheck = Callable[[RigConfig], None]
+_PRELAUNCH_CHECKS: list[PrelaunchCheck] = []
+
+
+def register_prelaunch_check(check: PrelaunchCheck) -> PrelaunchCheck:
+    """Add a check that load_config runs after the schema checks; it raises ConfigError (see :func:`key_error`)."""
+    if check not in _PRELAUNCH_CHECKS:
+        _PRELAUNCH_CHECKS.append(check)
+    return check
+
+
+def run_prelaunch_checks(cfg: RigConfig) -> None:
+    """Run every registered pre-launch check on a validated config."""
+    for check in _PRELAUNCH_CHECKS:
+        check(cfg)
+
+
+def key_error(cfg: RigConfig, key: str, problem: str) -> ConfigError:
+    """A ConfigError in the loader's form, ``file:line: key 'a.b' problem``, with the line of the nearest key known."""
+    line, probe = None, key
+    while probe and line is None:
+        line = cfg.key_lines.get(probe)
+        probe = probe[: max(probe.rfind("."), probe.rfind("["), 0)]
+    where = f"{cfg.source_file}:{line}:" if line else f"{cfg.source_file}:"
+    return ConfigError(f"{where} key '{key}' {problem}")
+
+
+TRAINING_KEYS = {"model", "epochs", "steps_per_epoch", "lr", "batch"}
+
+
+def _refuse_training_config(node: yaml.Node, path: Path) -> None:
+    """A training YAML handed to `run` gets told what it is, instead of 'unknown key'."""
+    if not isinstance(node, yaml.MappingNode):
+        return
+    keys = {k.value: k for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
+    found = sorted(TRAINING_KEYS & set(keys))
+    if "cameras" not in keys and len(found) >= 2:
+        first = min((keys[k] for k in found), key=lambda n: n.start_mark.line)
+        raise ConfigError(
+            f"{path}:{first.start_mark.line + 1}: key '{first.value}' this is a training config (it has "
+            f"{', '.join(found)}), not a rig config; use `streamfuse train <engine> --config {path}`, "
+            "or give `run` a rig YAML such as configs/demo.yaml"
+        )
 
 
 class _Converter:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.base = path.parent
+        self.lines: dict[str, int] = {}  # key path -> line, for checks made after conversion
 
     def fail(self, node: yaml.Node, key: str, problem: str) -> ConfigError:
         line = node.start_mark.line + 1 if node is not None else "?"
@@ -77,6 +150,7 @@ class _Converter:
             out = {}
             for k_node, v_node in node.value:
                 k = self.scalar(k_node, str, key)
+                self.lines[_join(key, k)] = k_node.start_mark.line + 1
                 out[k] = self.any(v_node) if args[1] is object else self.convert(v_node, args[1], _join(key, k))
             return out
         if origin is tuple:
@@ -98,6 +172,7 @@ class _Converter:
         values: dict[str, Any] = {}
         for k_node, v_node in node.value:
             name = self.scalar(k_node, str, key)
+            self.lines[_join(key, name)] = k_node.start_mark.line + 1
             if name not in fields:
                 raise self.fail(k_node, _join(key, name), f"unknown key; allowed here: {', '.join(fields)}")
             values[name] = self.convert(v_node, hints[name], _join(key, name), dict(fields[name].metadata))
@@ -199,7 +274,7 @@ def dump_config(cfg: RigConfig, path: str | Path) -> None:
 
     def plain(value: Any, key: str = "") -> Any:
         if isinstance(value, dict):
-            return {k: plain(v, k) for k, v in value.items() if k != "source_file"}
+            return {k: plain(v, k) for k, v in value.items() if k not in ("source_file", "key_lines")}
         if isinstance(value, (list, tuple)):
             if key == "size" and len(value) == 2:
                 return f"{value[0]}x{value[1]}"
