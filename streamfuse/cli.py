@@ -233,7 +233,12 @@ def _cmd_build_engine(args: argparse.Namespace) -> int:
 
 def _add_eval(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="score engines on the video (CCDC) and stereo (dual-lens) benchmark protocols")
-    p.add_argument("--protocol", default="all", help="video, stereo or all (default: all)")
+    p.add_argument(
+        "--protocol",
+        default="all",
+        help="video, stereo, stream (13-frame clips through open_stream(): all/far PSNR, tCE) or all "
+        "(default: all = video and stereo)",
+    )
     p.add_argument("--engines", default="naive,guided", help="comma-separated engine names (default: naive,guided)")
     p.add_argument("--data", help="benchmark folder (default: /usr/share/doc/opencv-doc/examples/data)")
     p.add_argument("--scales", default="4,8", help="video protocol scale gaps (default: 4,8; stereo uses 1 and 4)")

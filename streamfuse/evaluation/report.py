@@ -11,9 +11,16 @@ from pathlib import Path
 import numpy as np
 
 from streamfuse.evaluation.runner import RECORD_KEYS, SCHEMA_VERSION
+from streamfuse.evaluation.stream import STREAM_KEYS
 
 GROUP_KEYS = ("protocol", "dataset", "scale", "target", "engine")
 METRICS = ("psnr_cbcr", "psnr_rgb", "ssim", "ms")
+POOLED = "pooled"  # the stream protocol's mean over the clips of every dataset
+
+
+def record_keys(record: dict) -> tuple[str, ...]:
+    """The keys of a record: RECORD_KEYS, plus far PSNR and tCE for the stream protocol."""
+    return RECORD_KEYS + STREAM_KEYS if record["protocol"] == "stream" else RECORD_KEYS
 
 
 def summarize(records: list[dict]) -> list[dict]:
@@ -24,10 +31,13 @@ def summarize(records: list[dict]) -> list[dict]:
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for rec in records:
         groups[tuple(rec[k] for k in GROUP_KEYS)].append(rec)
+    for rec in records:  # the stream protocol is also reported pooled over its datasets
+        if rec["protocol"] == "stream":
+            groups[("stream", POOLED, *(rec[k] for k in GROUP_KEYS[2:]))].append(rec)
     rows = []
     for key, recs in groups.items():
         row = dict(zip(GROUP_KEYS, key, strict=True))
-        for m in METRICS:
+        for m in METRICS + (STREAM_KEYS if row["protocol"] == "stream" else ()):
             values = [r[m] for r in recs if r[m] is not None and math.isfinite(r[m])]
             row[m] = round(float(np.mean(values)), 4) if values else None
         row["n"] = len(recs)
@@ -40,7 +50,14 @@ def _fmt(value: float | None, digits: int) -> str:
 
 
 def markdown_table(summary: list[dict]) -> str:
-    """One row per dataset × setting, one column group per engine: chroma PSNR, RGB PSNR, SSIM, ms."""
+    """One row per dataset × setting, one column group per engine: chroma PSNR, RGB PSNR, SSIM, ms.
+
+    Stream-protocol rows go to their own table (``stream_table``) after the others.
+    """
+    stream = [r for r in summary if r["protocol"] == "stream"]
+    if stream:
+        rest = [r for r in summary if r["protocol"] != "stream"]
+        return (markdown_table(rest) + "\n" if rest else "") + stream_table(stream)
     engines = list(dict.fromkeys(r["engine"] for r in summary))
     settings: dict[tuple, dict[str, dict]] = defaultdict(dict)
     for r in summary:
@@ -62,13 +79,36 @@ def markdown_table(summary: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def stream_table(summary: list[dict]) -> str:
+    """The stream protocol's table: per dataset (and pooled) × setting, each engine's all/far chroma PSNR and tCE."""
+    engines = list(dict.fromkeys(r["engine"] for r in summary))
+    settings: dict[tuple, dict[str, dict]] = defaultdict(dict)
+    for r in summary:
+        settings[(r["dataset"], r["scale"], r["target"])][r["engine"]] = r
+    head = ["stream dataset", "s", "K", "clips"]
+    for e in engines:
+        head += [f"{e} all dB", f"{e} far dB", f"{e} tCE", f"{e} ms"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for (dataset, scale, target), by_engine in settings.items():
+        n = max(r["n"] for r in by_engine.values())
+        cells = [f"**{dataset}**" if dataset == POOLED else dataset, f"x{scale}", target.removeprefix("K"), str(n)]
+        for e in engines:
+            r = by_engine.get(e)
+            if r is None:
+                cells += ["—"] * 4
+            else:
+                cells += [_fmt(r["psnr_cbcr"], 2), _fmt(r["psnr_cbcr_far"], 2), _fmt(r["tce"], 2), _fmt(r["ms"], 1)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def _finite(value):
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 def results_document(records: list[dict], command: str, settings: dict) -> dict:
     """The JSON document: schema version, machine, command, settings, per-case records and the means."""
-    clean = [{k: _finite(r[k]) for k in RECORD_KEYS} for r in records]
+    clean = [{k: _finite(r[k]) for k in record_keys(r)} for r in records]
     return {
         "schema": SCHEMA_VERSION,
         "command": command,

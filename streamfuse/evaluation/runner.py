@@ -13,6 +13,8 @@ from streamfuse.engines import Engine, load_engine
 from streamfuse.evaluation.case import Case
 from streamfuse.evaluation.data import VIDEOS, data_dir, require
 from streamfuse.evaluation.stereo import STEREO_SCALES, stereo_cases
+from streamfuse.evaluation.stream import MAX_CLIPS as STREAM_MAX_CLIPS
+from streamfuse.evaluation.stream import stream_records
 from streamfuse.evaluation.video import MAX_CLIPS, video_cases
 from streamfuse.metrics import score
 
@@ -50,6 +52,8 @@ def protocol_list(text: str) -> tuple[str, ...]:
     """Parse ``video|stereo|all``."""
     if text == "all":
         return PROTOCOLS
+    if text == "stream":  # streamfuse.evaluation.stream: every mono frame through open_stream(); not in "all"
+        return ("stream",)
     if text not in PROTOCOLS:
         raise ValueError(f"unknown protocol {text!r}; choose video, stereo or all")
     return (text,)
@@ -104,4 +108,9 @@ def run_eval(
             records.append(record)
             if on_result is not None:
                 on_result(case, record, out)
+    if "stream" in cfg.protocols and cases is None:
+        folder = data_dir(cfg.data)
+        videos = [require(folder, name) for name in VIDEOS]
+        clips = min(QUICK_CLIPS, STREAM_MAX_CLIPS) if cfg.quick else STREAM_MAX_CLIPS
+        records += stream_records(engines, videos, clips, on_result=on_result)
     return records
