@@ -1,9 +1,10 @@
-"""Error types that reach users as one clear line (collected here so the CLI can catch them all)."""
+"""Error types that reach users as one clear line (collected here so the CLI can catch them all).
+
+This module sits at the bottom of the package and imports nothing from it: the engine and backend errors are
+defined here and re-exported by ``streamfuse.engines.base`` and ``streamfuse.runtime.base``.
+"""
 
 from __future__ import annotations
-
-from streamfuse.engines.base import EngineError
-from streamfuse.runtime.base import BackendUnavailable
 
 
 class ConfigError(ValueError):
@@ -16,6 +17,14 @@ class SourceError(RuntimeError):
 
 class ImageReadError(ValueError):
     """An image file that is missing or cannot be decoded."""
+
+
+class EngineError(ValueError):
+    """Bad engine name, option or input; the message names the problem and the fix."""
+
+
+class BackendUnavailable(RuntimeError):
+    """The requested backend cannot run here; the message names what is missing and what to use instead."""
 
 
 USER_ERRORS: tuple[type[Exception], ...] = (

@@ -9,10 +9,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from streamfuse.color import rgb_to_ycbcr
-
-
-class EngineError(ValueError):
-    """Bad engine name, option or input; the message names the problem and the fix."""
+from streamfuse.errors import EngineError  # defined at the bottom layer; re-exported here
 
 
 @dataclass

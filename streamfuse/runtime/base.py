@@ -7,9 +7,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-
-class BackendUnavailable(RuntimeError):
-    """The requested backend cannot run here; the message names what is missing and what to use instead."""
+from streamfuse.errors import BackendUnavailable  # noqa: F401 - defined at the bottom layer; re-exported here
 
 
 class Executor(ABC):
