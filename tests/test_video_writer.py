@@ -89,3 +89,30 @@ def test_nvenc_gets_constant_quality_options_not_x264_ones() -> None:
     opts = writer._codec_options("h264_nvenc")
     assert opts["cq"] == "21" and "crf" not in opts and not opts["preset"].startswith("very")
     assert writer._codec_options("libx264")["crf"] == "21"
+
+
+@pytest.mark.parametrize("source_suffix,out_suffix", [(".mp4", ".mp4"), (".mp4", ".mkv"), (".mkv", ".mp4")])
+@pytest.mark.parametrize("times_ms", [None, [0, 100, 150, 400, 500, 620, 700, 800]], ids=["cfr", "vfr"])
+def test_mux_from_keeps_the_source_timing_and_copies_its_audio(
+    tmp_path: Path, source_suffix: str, out_suffix: str, times_ms: list[int] | None
+) -> None:
+    from avclips import audio_duration_s, stream_times, write_clip
+
+    from streamfuse.sources.file import FileCamera
+
+    n = len(times_ms) if times_ms else 20
+    src = write_clip(tmp_path / f"src{source_suffix}", moving_frames(n), fps=10, start_s=5.0, times_ms=times_ms)
+    out = tmp_path / f"out{out_suffix}"
+    writer = VideoWriter(OutputConfig(path=str(out), mux_from=str(src)), fps_hint=30)
+    for frame in FileCamera(src, "color").frames():  # timestamps rebased to 0, as a capture node sends them
+        writer.write(frame.image, frame.ts_ns)
+    writer.close()
+    assert stream_times(out) == stream_times(src)  # exact presentation times, start offset and VFR included
+    assert stream_times(out)[0] == 5
+    with av.open(str(out)) as container:
+        if times_ms is None:
+            assert container.streams.video[0].average_rate == 10  # the container's frame rate
+        assert len(container.streams.audio) == 1 and container.streams.audio[0].codec_context.name == "aac"
+    assert writer.audio_packets > 0
+    assert stream_times(out, "audio")[0] == stream_times(src, "audio")[0]  # audio starts where it did: in sync
+    assert audio_duration_s(out) == pytest.approx(audio_duration_s(src), abs=0.1)  # within one 10 fps frame

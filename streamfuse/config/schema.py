@@ -70,8 +70,8 @@ class CameraConfig:
     """mono (high-res luma), color (low-res reference) or nir."""
     source: Literal["synthetic", "file", "v4l2", "rtsp"]
     """Where frames come from."""
-    path: str | None = field(default=None, metadata={"path": "file"})
-    """Video file (source: file)."""
+    path: str | None = field(default=None, metadata={"path": "any"})
+    """Video file, folder of images (played at ``fps``) or one still image (source: file)."""
     device: str | None = None
     """V4L2/USB device, e.g. /dev/video0 or 0 (source: v4l2)."""
     url: str | None = None
@@ -86,6 +86,9 @@ class CameraConfig:
     """Which camera of the calibrated pair this is."""
     reconnect: bool = True
     """Live sources: reconnect with backoff after a failure."""
+    on_corrupt: Literal["fail", "skip"] = "fail"
+    """File sources: a damaged frame ends the run with an error naming the file, frame and byte (fail), or is
+    dropped and counted (skip)."""
 
 
 @dataclass
@@ -126,6 +129,9 @@ class OutputConfig:
     """Record mono | result side by side instead of the result alone."""
     keyframe_s: float = 1.0
     """Keyframe interval (seeking granularity); fragments also close every 250 ms, which bounds crash loss."""
+    mux_from: str | None = field(default=None, metadata={"path": "file"})
+    """Media file (the mono file of a transcode) whose time base, start offset and frame rate the recording keeps,
+    and whose audio streams it copies without re-encoding."""
 
 
 @dataclass
@@ -180,6 +186,8 @@ class RigConfig:
     """Frame size limits."""
     source_file: str = field(default="", metadata={"internal": True})
     """Set by the loader: the YAML file this came from."""
+    key_lines: dict[str, int] = field(default_factory=dict, metadata={"internal": True})
+    """Set by the loader: the line of each key (``cameras.mono.path``), so later checks can name it."""
 
     @property
     def mono_camera(self) -> str:

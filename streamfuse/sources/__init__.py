@@ -17,7 +17,7 @@ def open_source(cfg: RigConfig, camera: str, limit: int | None = None) -> Source
     if cam.source == "file":
         from streamfuse.sources.file import FileCamera
 
-        return FileCamera(cam.path, cam.role, cam.size, limit)
+        return FileCamera(cam.path, cam.role, cam.size, limit, cam.fps, cam.on_corrupt)
     if cam.source == "v4l2":
         from streamfuse.sources.camera import V4L2Camera
 
