@@ -1,10 +1,11 @@
 """Pairing mono frames with colour references, and the temporal reference reuse policy (DESIGN §2).
 
-Each mono frame at time t is paired with the newest colour frame whose timestamp is <= t + tolerance.
-The prepared reference state (engine.prepare_reference) is made once per colour frame, on first use, and
-reused for every mono frame that pairs with it. A reference older than ``max_reference_age_ms`` triggers the
-fallback: ``grey`` passes the mono frame through, ``last`` keeps using the newest reference there is.
-Every decision is counted.
+Each mono frame at time t is paired with the newest colour frame whose timestamp is <= t + tolerance. The tracker
+only chooses; it never calls an engine. A colour frame handed out for the first time comes with ``new=True``, and
+the fusion node then prepares it once (``stream.push_reference``) and reuses it for every mono frame that pairs
+with it. The choice only moves forward in time, so the newest prepared reference is always the one to reuse.
+A reference older than ``max_reference_age_ms`` triggers the fallback: ``grey`` passes the mono frame through,
+``last`` keeps using the newest reference there is. Every decision is counted.
 """
 
 from __future__ import annotations
@@ -15,30 +16,34 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from streamfuse.config.schema import SyncConfig
-from streamfuse.engines.base import Engine, ReferenceState
 
 
 @dataclass
 class _ColourFrame:
     ts_ns: int
     rgb: np.ndarray
-    state: ReferenceState | None = None
+    handed_out: bool = False
 
 
 @dataclass
 class Pairing:
-    """The reference chosen for one mono frame; ``state`` is None for a grey frame."""
+    """The reference chosen for one mono frame; ``rgb`` is None for a grey frame."""
 
-    state: ReferenceState | None
+    rgb: np.ndarray | None
     decision: str  # fresh | reused | fallback_last | fallback_grey | no_reference
     ref_ts_ns: int | None = None
+    new: bool = False
+    """The first mono frame paired with this colour frame: the consumer prepares it now, once."""
 
 
 @dataclass
 class ReferenceTracker:
-    """Holds recent colour frames and their prepared states; answers which reference a mono frame gets."""
+    """Holds recent colour frames; answers which reference a mono frame gets and whether it is a new one.
 
-    engine: Engine
+    Counters: ``fresh``/``reused``/``fallback_*``/``no_reference`` per mono frame, ``colour_frames`` received,
+    ``references_prepared`` colour frames handed out as new (the fusion node prepares each exactly once).
+    """
+
     cfg: SyncConfig
     keep: int = 8
     counts: Counter = field(default_factory=Counter)
@@ -78,7 +83,7 @@ class ReferenceTracker:
         return self.colour_done or (self.newest_ts is not None and self.newest_ts > mono_ts_ns + tol)
 
     def pair(self, mono_ts_ns: int) -> Pairing:
-        """Choose and (once) prepare the reference for a mono frame."""
+        """Choose the reference for a mono frame (``new`` the first time a colour frame is chosen)."""
         tol = int(self.cfg.tolerance_ms * 1e6)
         chosen = None
         for frame in self._frames:
@@ -96,12 +101,13 @@ class ReferenceTracker:
                 return Pairing(None, "fallback_grey", chosen.ts_ns)
             decision = "fallback_last"
         else:
-            decision = "reused" if chosen.state is not None else "fresh"
-        if chosen.state is None:
-            chosen.state = self.engine.prepare_reference(chosen.rgb)
+            decision = "reused" if chosen.handed_out else "fresh"
+        new = not chosen.handed_out
+        if new:
+            chosen.handed_out = True
             self.counts["references_prepared"] += 1
         self.counts[decision] += 1
-        return Pairing(chosen.state, decision, chosen.ts_ns)
+        return Pairing(chosen.rgb, decision, chosen.ts_ns, new)
 
 
 RESTART_SEQ = 16  # a seq that falls back below this means the camera restarted (its first frames may be lost)

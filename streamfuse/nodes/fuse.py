@@ -57,7 +57,8 @@ class FuseNode:
         self.colour_link = cfg.color_cameras[0]
         self.mono_id = ids[self.mono_link]
         self.colour_id = ids[self.colour_link]
-        self.tracker = ReferenceTracker(engine, cfg.sync)
+        self.tracker = ReferenceTracker(cfg.sync)
+        self.stream = engine.open_stream()  # one engine stream per camera pair
         self.seqs = SeqTracker()
         self.links = {self.mono_link: LinkHealth(), self.colour_link: LinkHealth()}
         self.rejects: Counter = Counter()
@@ -168,8 +169,10 @@ class FuseNode:
 
     def _fuse_one(self, header: Header, mono: np.ndarray) -> None:
         pairing = self.tracker.pair(header.ts_ns)
+        if pairing.new:
+            self.stream.push_reference(pairing.rgb)  # once per colour frame; reused until the next one
         t0 = time.perf_counter()
-        result = gray_to_rgb(mono) if pairing.state is None else self.engine.colorize(mono, pairing.state)
+        result = gray_to_rgb(mono) if pairing.rgb is None else self.stream.colorize(mono)
         self.engine_ms.append((time.perf_counter() - t0) * 1000)
         truth = self.truth.pop(header.seq, None)
         if truth is not None:
