@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Callable
@@ -230,10 +231,11 @@ def _join(key: str, name: str) -> str:
 def check_rig(cfg: RigConfig, path: Path) -> None:
     """Cross-field rules that the types alone cannot express."""
     monos = [n for n, c in cfg.cameras.items() if c.role == "mono"]
-    if len(monos) != 1:
-        raise ConfigError(f"{path}: key 'cameras' needs exactly one camera with role: mono, found {len(monos)}")
+    if not monos:
+        raise ConfigError(f"{path}: key 'cameras' needs at least one camera with role: mono")
     if not cfg.color_cameras:
         raise ConfigError(f"{path}: key 'cameras' needs a camera with role: color (or nir) as the reference")
+    _check_array(cfg, path, monos)
     for name, cam in cfg.cameras.items():
         key = f"cameras.{name}"
         if cam.source == "synthetic" and cfg.synthetic is None:
@@ -267,6 +269,38 @@ def check_rig(cfg: RigConfig, path: Path) -> None:
             raise ConfigError(f"{path}: key 'outputs[{i}].keyframe_s' must be > 0")
     if cfg.sync.max_reference_age_ms <= 0 or cfg.sync.tolerance_ms < 0:
         raise ConfigError(f"{path}: key 'sync' needs max_reference_age_ms > 0 and tolerance_ms >= 0")
+
+
+def _check_array(cfg: RigConfig, path: Path, monos: list[str]) -> None:
+    """Camera arrays: every mono camera gets a colour partner (named, or the nearest by position), and every
+    output names a mono camera. The chosen partner is written into the config, so every node sees the same pairs."""
+    colours = cfg.color_cameras
+    for name in monos:
+        cam = cfg.cameras[name]
+        if cam.partner is not None:
+            if cam.partner not in colours:
+                raise ConfigError(
+                    f"{path}: key 'cameras.{name}.partner' must name a color camera ({', '.join(colours)}), "
+                    f"got {cam.partner!r}"
+                )
+            continue
+        placed = [c for c in colours if cfg.cameras[c].position is not None]
+        if len(colours) > 1 and (cam.position is None or len(placed) < len(colours)):
+            raise ConfigError(
+                f"{path}: key 'cameras.{name}.partner' is needed: the rig has {len(colours)} colour cameras; name one, "
+                "or give every camera a position so the nearest is chosen"
+            )
+        if len(colours) == 1:
+            cam.partner = colours[0]
+        else:
+            cam.partner = min(placed, key=lambda c: math.dist(cfg.cameras[c].position, cam.position))
+    for i, out in enumerate(cfg.outputs):
+        if out.camera is not None and out.camera not in monos:
+            raise ConfigError(
+                f"{path}: key 'outputs[{i}].camera' must name a mono camera ({', '.join(monos)}), got {out.camera!r}"
+            )
+        if out.camera is None and not out.mosaic:
+            out.camera = monos[0]
 
 
 def dump_config(cfg: RigConfig, path: str | Path) -> None:

@@ -86,6 +86,18 @@ class CameraConfig:
     """Which camera of the calibrated pair this is."""
     reconnect: bool = True
     """Live sources: reconnect with backoff after a failure."""
+    partner: str | None = None
+    """Mono/NIR cameras of an array: the colour camera that is this camera's reference; default: the nearest colour
+    camera by ``position``, or the only one."""
+    position: tuple[float, float, float] | None = None
+    """Camera centre in rig coordinates, metres (e.g. from the translations `streamfuse calibrate` reports); picks
+    each mono camera's nearest colour partner."""
+    view_shift: tuple[float, float] = (0.0, 0.0)
+    """Synthetic source: this camera's own offset of the scene (dx, dy) in mono pixels, the parallax of an array
+    camera (its ground truth moves with it)."""
+    clock_skew_ppm: float = 0.0
+    """Synthetic source, live mode: the camera clock runs this many parts per million fast, as a drifting camera does
+    (sync estimates the drift, corrects it and reports it)."""
     on_corrupt: Literal["fail", "skip"] = "fail"
     """File sources: a damaged frame ends the run with an error naming the file, frame and byte (fail), or is
     dropped and counted (skip)."""
@@ -129,6 +141,10 @@ class OutputConfig:
     """Record mono | result side by side instead of the result alone."""
     keyframe_s: float = 1.0
     """Keyframe interval (seeking granularity); fragments also close every 250 ms, which bounds crash loss."""
+    camera: str | None = None
+    """Mono camera whose fused video this records; default: the first mono camera."""
+    mosaic: bool = False
+    """Record every mono camera's fused video tiled in one grid (camera is then ignored)."""
     mux_from: str | None = field(default=None, metadata={"path": "file"})
     """Media file (the mono file of a transcode) whose time base, start offset and frame rate the recording keeps,
     and whose audio streams it copies without re-encoding."""
@@ -163,11 +179,23 @@ class LimitsConfig:
 
 
 @dataclass
+class ObserveConfig:
+    """Operator views of a running rig; `streamfuse run --metrics-port/--preview-port/--trace` set these too."""
+
+    metrics_port: str | None = None
+    """Serve Prometheus metrics on PORT or HOST:PORT (loopback unless a host is given); needs the [observe] extra."""
+    preview_port: str | None = None
+    """Serve the live preview page (mono | colour reference | output, fps, latency, drops) on PORT or HOST:PORT."""
+    trace: str | None = None
+    """Write per-frame stage timestamps (capture, send, receive, sync, engine, encode) to this Chrome trace file."""
+
+
+@dataclass
 class RigConfig:
     """A whole rig: cameras, sync, engine, outputs and links."""
 
     cameras: dict[str, CameraConfig]
-    """Cameras by name: exactly one mono camera plus colour (or NIR) cameras."""
+    """Cameras by name: one or more mono (or NIR) cameras plus colour cameras; each mono camera pairs with one."""
     name: str = "rig"
     """Rig name (used in default ipc paths and logs)."""
     mode: Literal["offline", "live"] = "offline"
@@ -184,6 +212,8 @@ class RigConfig:
     """Link endpoints by camera name or "output"; defaults to ipc sockets in a per-run folder."""
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     """Frame size limits."""
+    observe: ObserveConfig = field(default_factory=ObserveConfig)
+    """Metrics, live preview and latency trace."""
     source_file: str = field(default="", metadata={"internal": True})
     """Set by the loader: the YAML file this came from."""
     key_lines: dict[str, int] = field(default_factory=dict, metadata={"internal": True})
@@ -192,6 +222,15 @@ class RigConfig:
     @property
     def mono_camera(self) -> str:
         return next(name for name, cam in self.cameras.items() if cam.role == "mono")
+
+    @property
+    def mono_cameras(self) -> list[str]:
+        """Every mono camera of the array, in config order (one fused output stream each)."""
+        return [name for name, cam in self.cameras.items() if cam.role == "mono"]
+
+    def partner_of(self, mono: str) -> str:
+        """The colour camera whose frames are ``mono``'s references (the loader fills in the nearest)."""
+        return self.cameras[mono].partner or self.color_cameras[0]
 
     @property
     def color_cameras(self) -> list[str]:
