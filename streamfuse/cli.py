@@ -415,25 +415,52 @@ def _cmd_clips(args: argparse.Namespace) -> int:
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train a learned engine on a `streamfuse synth` dataset (needs [train] extra)")
-    p.add_argument("engine", choices=["ccdc"], help="engine family to train")
-    p.add_argument("--config", required=True, help="training YAML (keys of streamfuse.train.ccdc.TrainConfig)")
-    p.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
+    from streamfuse.train.registry import available_trainers
+
+    names = available_trainers()
+    p = sub.add_parser(
+        "train",
+        help=f"train a learned engine ({', '.join(names)}; needs the [train] extra)",
+        description="Train a learned engine with the one training loop (progress bar, validation every epoch, "
+        "checkpoints in <out>/, resume) and optionally export it. Learned engines: " + ", ".join(names) + ".",
+    )
+    p.add_argument("engine", choices=names, help="learned engine to train: " + ", ".join(names))
+    p.add_argument("--config", required=True, help="training YAML (configs/train/ENGINE*.yaml)")
+    p.add_argument("--resume", action="store_true", help="continue from <out>/last.pt (a finished run only exports)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="where to train (default auto)")
+    p.add_argument("--max-minutes", type=float, metavar="M", help="stop cleanly after M minutes; --resume continues")
     p.add_argument("--export", metavar="DIR", help="export the best checkpoint as an engine folder when done")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (logs keep one line per epoch)")
     p.set_defaults(func=_cmd_train)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
     try:
-        from streamfuse.train.ccdc import load_config, run
+        from streamfuse.train.loop import fit
     except ImportError as exc:
         raise UserError(f"training needs torch ({exc}); run `pip install streamfuse[train]`") from exc
-    command = f"streamfuse train ccdc --config {args.config}" + (f" --export {args.export}" if args.export else "")
-    summary = run(load_config(args.config), args.resume, args.export, command)
-    print(
-        f"trained {summary['epochs']} epochs in {summary['train_seconds']:.0f} s; "
-        f"best validation chroma PSNR {summary['best_val_mean']:.2f} dB"
-    )
+    command = f"streamfuse train {args.engine} --config {args.config}"
+    command += f" --export {args.export}" if args.export else ""
+    try:
+        summary = fit(
+            args.engine,
+            args.config,
+            resume=args.resume,
+            device=args.device,
+            max_minutes=args.max_minutes,
+            export=args.export,
+            progress=not args.no_progress,
+            command=command,
+        )
+    except (ValueError, KeyError) as exc:
+        raise UserError(str(exc)) from exc
+    best = ", ".join(f"{k} {v}" for k, v in summary.best.items() if k != "epoch")
+    verb = "stopped at the time budget after" if summary.status == "stopped" else "trained"
+    print(f"{summary.engine}: {verb} {summary.epochs} epochs ({summary.step} steps, {summary.seconds:.0f} s): {best}")
+    if summary.status == "stopped":
+        print(f"resume with: streamfuse train {args.engine} --config {args.config} --resume")
+    if summary.exported:
+        print(f"exported {summary.exported}")
     return 0
 
 

@@ -75,6 +75,8 @@ class EngineManifest:
     """ONNX Runtime vs torch per graph: largest difference in 8-bit output levels (the export gate is <= 1)."""
     metrics: dict[str, Any] = field(default_factory=dict)
     """Benchmark results measured after export (``streamfuse eval``), with their command."""
+    tensorrt: dict[str, Any] = field(default_factory=dict)
+    """Hints for TensorRT shape profiles (``input_scales``), read by ``streamfuse.runtime.trt_manifest``."""
     notes: dict[str, Any] = field(default_factory=dict)
     """Free-form history (selection decisions, earlier runs)."""
     schema: int = SCHEMA
@@ -168,12 +170,3 @@ def load_engine_manifest(model: str | Path, engine: str | None = None) -> tuple[
         raise EngineError(f"{path}: a {manifest.engine!r} model, not a {engine!r} one; load it with that engine")
     manifest.verify(folder)
     return manifest, folder
-
-
-def load_manifest(model: str | Path, hint: str = "train one with `streamfuse train`") -> tuple[dict, Path]:
-    """Legacy (schema 1) manifest reader, removed when ccdc and duallens move onto :func:`load_engine_manifest`."""
-    folder = engine_folder(model)
-    path = folder / MANIFEST
-    if not path.is_file():
-        raise EngineError(f"no model at {folder} (manifest.json missing); {hint}")
-    return json.loads(path.read_text()), folder

@@ -19,10 +19,10 @@ import cv2
 import numpy as np
 
 from streamfuse.color import merge_luma_chroma
-from streamfuse.engines.assets import load_manifest
+from streamfuse.engines.assets import EngineManifest, load_engine_manifest
 from streamfuse.engines.base import Engine, EngineError, ReferenceState
-from streamfuse.engines.guided import GuidedEngine, guided_coefficients, warp_reference
-from streamfuse.runtime.base import Executor
+from streamfuse.engines.common import crop_chroma, pad_to, upsample_chroma
+from streamfuse.engines.guided import GuidedEngine, warp_reference
 
 # Kept in step with streamfuse.models.ccdc_arch.CANDIDATES (that module imports torch).
 CANDIDATES = ("dis", "fill", "smooth", "zero")
@@ -70,78 +70,35 @@ def fast_features(st: Mapping[str, Any]) -> np.ndarray:
     return np.stack(chans, 0).astype(np.float32)
 
 
-def pad_to(x: np.ndarray, multiple: int) -> np.ndarray:
-    """Replicate-pad the last two axes of (C, h, w) up to multiples of ``multiple``."""
-    h, w = x.shape[-2:]
-    ph, pw = (-h) % multiple, (-w) % multiple
-    if ph == 0 and pw == 0:
-        return x
-    return np.pad(x, [(0, 0)] * (x.ndim - 2) + [(0, ph), (0, pw)], mode="edge")
-
-
-def upsample_chroma(
-    mono: np.ndarray, mono_w: np.ndarray, chroma_w: np.ndarray, detail: float, radius: int, eps: float
-) -> np.ndarray:
-    """Working-resolution chroma (h×w×2, 0..255 scale) to the mono size: bilinear, plus ``detail`` × the
-    high-resolution detail that a luma-guided filter would add (0 = none, 1 = the full guided filter)."""
-    full = (mono.shape[1], mono.shape[0])
-    base = cv2.resize(chroma_w, full, interpolation=cv2.INTER_LINEAR)
-    if detail <= 0:
-        return base
-    guide = mono_w.astype(np.float32) * (1.0 / 255.0)
-    a, b = guided_coefficients(guide, chroma_w, radius, eps)
-    a = cv2.resize(a, full, interpolation=cv2.INTER_LINEAR)
-    b = cv2.resize(b, full, interpolation=cv2.INTER_LINEAR)
-    guided = a * (mono.astype(np.float32) * (1.0 / 255.0))[..., None] + b
-    return base + detail * (guided - base)
-
-
 # --- backends ------------------------------------------------------------------------------------------------
 
 
-class TorchExecutor(Executor):
-    """Runs a CCDC module from its .pt weights with torch (the alternative backend; imports torch lazily)."""
+def _torch_forward(graph: str):
+    """The computation of graph ``graph`` (fast, paper or reference) for the torch backend."""
 
-    backend = "torch"
+    def forward(net, t: dict) -> dict:
+        if graph == "reference":
+            return {f"ref{i}": o for i, o in enumerate(net.reference_branch(t["ref_up"]))}
+        if graph == "paper":
+            return {"chroma": net(t["mono"], *[t[f"ref{i}"] for i in range(10)])}
+        return {"chroma": net(t["features"])}
 
-    def __init__(self, weights: Path, config: dict, graph: str, threads: int | None = None):
-        try:
-            import torch
-        except ImportError as exc:
-            from streamfuse.runtime.base import BackendUnavailable
-
-            raise BackendUnavailable("backend torch needs `pip install streamfuse[train]`; use onnxruntime") from exc
-        from streamfuse.models.ccdc_arch import build_model
-
-        if threads:
-            torch.set_num_threads(int(threads))
-        self._torch = torch
-        self._net = build_model(config)
-        self._net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True)["model"])
-        self._net.eval()
-        self._graph = graph
-        self._inputs: list[str] = []
-        self._outputs = ["chroma"] if graph != "reference" else [f"ref{i}" for i in range(10)]
-
-    def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        torch = self._torch
-        with torch.inference_mode():
-            if self._graph == "reference":
-                outs = self._net.reference_branch(torch.from_numpy(inputs["ref_up"]))
-                return {f"ref{i}": o.numpy() for i, o in enumerate(outs)}
-            if self._graph == "paper":
-                refs = [torch.from_numpy(inputs[f"ref{i}"]) for i in range(10)]
-                return {"chroma": self._net(torch.from_numpy(inputs["mono"]), *refs).numpy()}
-            return {"chroma": self._net(torch.from_numpy(inputs["features"])).numpy()}
+    return forward
 
 
-def _executor(folder: Path, manifest: dict, key: str, graph: str, backend: str, threads: int | None) -> Executor:
+def _executor(folder: Path, manifest: EngineManifest, role: str, graph: str, backend: str, threads: int | None):
     if backend == "torch":
-        return TorchExecutor(folder / manifest["weights"], manifest["arch"], graph, threads)
+        from streamfuse.models.ccdc_arch import build_model
+        from streamfuse.runtime.torch import TorchExecutor
+
+        outputs = [f"ref{i}" for i in range(10)] if graph == "reference" else ["chroma"]
+        return TorchExecutor(
+            folder / manifest.weights, build_model, manifest.arch, _torch_forward(graph), outputs, threads
+        )
     from streamfuse.runtime.factory import create_executor
 
     opts: dict[str, Any] = {"threads": threads} if backend == "onnxruntime" else {}
-    return create_executor(folder / manifest[key], backend, **opts)
+    return create_executor(folder / manifest.graphs[role], backend, **opts)
 
 
 # --- engines -------------------------------------------------------------------------------------------------
@@ -171,11 +128,11 @@ class CCDCEngine(Engine):
         eps: float = 1e-3,
     ) -> None:
         super().__init__()
-        self.manifest, folder = load_manifest(model, "train one with `streamfuse train ccdc`")
-        if self.manifest["arch"].get("arch") != "fast":
+        self.manifest, folder = load_engine_manifest(model, engine="ccdc")
+        if self.manifest.arch.get("arch") != "fast":
             raise EngineError(f"ccdc: model {model!r} is not a fast CCDC model; use engine ccdc-paper for it")
-        self.executor = _executor(folder, self.manifest, "onnx", "fast", backend, threads)
-        self.detail = float(self.manifest.get("detail", 0.0) if detail is None else detail)
+        self.executor = _executor(folder, self.manifest, "model", "fast", backend, threads)
+        self.detail = float(self.manifest.options.get("detail", 0.0) if detail is None else detail)
         self.radius, self.eps = int(radius), float(eps)
         self.classic = classical_engine()
         self.reference_work = 0  # times the reference planes were built (tests prove per-reference reuse)
@@ -190,8 +147,8 @@ class CCDCEngine(Engine):
         size = st["size"]
         feats = pad_to(fast_features(st), FAST_MULTIPLE)[None]
         out = self.executor.run({"features": np.ascontiguousarray(feats)})["chroma"][0]
-        chroma_w = out[:, : size[1], : size[0]].transpose(1, 2, 0) * 255.0 + 128.0
-        chroma = upsample_chroma(mono, st["mono_w"], np.ascontiguousarray(chroma_w), self.detail, self.radius, self.eps)
+        chroma_w = crop_chroma(out, size, 255.0, 128.0)
+        chroma = upsample_chroma(mono, st["mono_w"], chroma_w, self.detail, self.radius, self.eps)
         return merge_luma_chroma(mono, chroma[..., 0], chroma[..., 1])
 
 
@@ -224,11 +181,11 @@ class CCDCPaperEngine(Engine):
 
     def __init__(self, model: str = "ccdc-paper", backend: str = "onnxruntime", threads: int | None = None) -> None:
         super().__init__()
-        self.manifest, folder = load_manifest(model, "train one with `streamfuse train ccdc`")
-        if self.manifest["arch"].get("arch") != "paper":
+        self.manifest, folder = load_engine_manifest(model, engine="ccdc")
+        if self.manifest.arch.get("arch") != "paper":
             raise EngineError(f"ccdc-paper: model {model!r} is not a paper CCDC model; use engine ccdc for it")
-        self.ref_executor = _executor(folder, self.manifest, "onnx_reference", "reference", backend, threads)
-        self.executor = _executor(folder, self.manifest, "onnx", "paper", backend, threads)
+        self.ref_executor = _executor(folder, self.manifest, "reference", "reference", backend, threads)
+        self.executor = _executor(folder, self.manifest, "model", "paper", backend, threads)
         self.reference_runs = 0  # reference-branch executor runs (tests prove per-reference reuse)
 
     def _reference_at(self, state: ReferenceState, size: tuple[int, int]) -> dict[str, np.ndarray]:
@@ -246,5 +203,5 @@ class CCDCPaperEngine(Engine):
         refs = self._reference_at(state, size)
         m = pad_to(mono.astype(np.float32)[None] * (1.0 / 255.0), PAPER_MULTIPLE)[None]
         out = self.executor.run({"mono": np.ascontiguousarray(m), **refs})["chroma"][0]
-        chroma = out[:, : size[1], : size[0]] * 255.0 + 128.0
-        return merge_luma_chroma(mono, chroma[0], chroma[1])
+        chroma = crop_chroma(out, size, 255.0, 128.0)
+        return merge_luma_chroma(mono, chroma[..., 0], chroma[..., 1])

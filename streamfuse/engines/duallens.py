@@ -13,22 +13,16 @@ Runs through ONNX Runtime (streamfuse.runtime); never imports torch.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import cv2
 import numpy as np
 
 from streamfuse.color import merge_luma_chroma, rgb_to_ycbcr
-from streamfuse.engines.assets import load_manifest
+from streamfuse.engines.assets import load_engine_manifest
 from streamfuse.engines.base import Engine, EngineError, ReferenceState
-from streamfuse.engines.ccdc import pad_to, upsample_chroma
+from streamfuse.engines.common import crop_chroma, pad_to, upsample_chroma
 from streamfuse.engines.guided import GuidedEngine
 from streamfuse.runtime.factory import create_executor
-
-
-def load_duallens_manifest(model: str | Path) -> tuple[dict, Path]:
-    """Read ``<model>/manifest.json`` (a shipped model name under engines/ or a folder path)."""
-    return load_manifest(model, "train one with tools/train_duallens.py and export it with tools/export_duallens.py")
 
 
 def guided_candidate(guided: GuidedEngine, mono: np.ndarray, ref: ReferenceState | np.ndarray) -> np.ndarray:
@@ -99,15 +93,15 @@ class DualLensEngine(Engine):
             raise EngineError(f"{self.name}: reference_side must be 'right' or 'left', got {reference_side!r}")
         if memory_gb <= 0 or (max_disp is not None and max_disp < 1):
             raise EngineError(f"{self.name}: need memory_gb > 0 and max_disp >= 1")
-        self.manifest, folder = load_duallens_manifest(model or self.default_model)
-        self.arch = self.manifest["arch"]
-        self.multiple = int(self.manifest["pad_multiple"])
+        self.manifest, folder = load_engine_manifest(model or self.default_model, engine="duallens")
+        self.arch = self.manifest.arch
+        self.multiple = int(self.manifest.pad_multiple)
         self.graph_disp = int(self.arch["max_disp"])
         self.max_disp = int(max_disp or self.graph_disp)
         self.flip = reference_side == "left"
         self.memory_gb = float(memory_gb)
         opts = {"threads": threads} if threads and backend == "onnxruntime" else {}
-        self.executor = create_executor(folder / self.manifest["onnx"], backend, **opts)
+        self.executor = create_executor(folder / self.manifest.graphs["model"], backend, **opts)
         self._guided = GuidedEngine() if self.arch.get("candidate") else None
 
     def work_scale(self, width: int, height: int) -> float:
@@ -148,8 +142,7 @@ class DualLensEngine(Engine):
         if self._guided is not None:
             cand = guided_candidate(self._guided, net_mono, self._guided_reference(state, size))
         out = self.executor.run(network_inputs(net_mono, self._reference_at(state, size), self.multiple, cand))
-        out = out["cbcr"]
-        chroma = out[0, :, : size[1], : size[0]].transpose(1, 2, 0) * 255.0
+        chroma = crop_chroma(out["cbcr"][0], size)
         if self.flip:
             chroma = chroma[:, ::-1]
         chroma = np.ascontiguousarray(chroma, dtype=np.float32)

@@ -17,6 +17,10 @@ _BUILTIN: dict[str, str] = {
     "ccdc-paper": "streamfuse.engines.ccdc:CCDCPaperEngine",
     "duallens": "streamfuse.engines.duallens:DualLensEngine",
     "duallens-paper": "streamfuse.engines.duallens:DualLensPaperEngine",
+    "cocolor": "streamfuse.engines.cocolor:CoColorEngine",
+    "cocolor-paper": "streamfuse.engines.cocolor:CoColorPaperEngine",
+    "nir-localfit": "streamfuse.engines.cocolor:NirLocalFitEngine",
+    "nir-grey": "streamfuse.engines.cocolor:NirGreyEngine",
 }
 _REGISTERED: dict[str, Callable[..., Engine]] = {}
 

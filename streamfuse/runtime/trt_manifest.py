@@ -72,7 +72,7 @@ def resolve_engine_graphs(name: str, root: str | Path | None = None) -> EngineGr
         raise EngineError(f"cannot read {manifest}: {exc}") from exc
     if not isinstance(record, dict):
         raise EngineError(f"{manifest} must hold a JSON object")
-    keys = [k for k in record if k == "onnx" or k.startswith("onnx_")]
+    keys = [k for k in record if k in ("onnx", "graphs") or k.startswith("onnx_")]
     graphs = [g for k in keys for g in _listed(record[k], folder)] if keys else sorted(folder.glob("*.onnx"))
     graphs = list(dict.fromkeys(graphs))
     missing = [str(p) for p in graphs if not p.is_file()]

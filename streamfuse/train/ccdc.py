@@ -1,53 +1,71 @@
-"""Train a CCDC network on a ``streamfuse synth`` dataset (CPU, resumable, validation PSNR every epoch).
+"""The CCDC trainer (``streamfuse train ccdc``): fast and paper models on a ``streamfuse synth`` dataset.
 
 Pairs are cut from the x264-encoded synthetic sequences exactly as the video protocol cuts real clips
 (reference = frame 0 area-downsampled, target = luma of a later frame). The fast model sees the same
 features the engine builds (``streamfuse.engines.ccdc.fast_features``); the paper model sees full-resolution
-mono + bicubic-upsampled reference crops.
+mono + bicubic-upsampled reference crops. The loop, checkpoints and export are the shared ones
+(:mod:`streamfuse.train.loop`, :mod:`streamfuse.train.export`).
 """
 
 from __future__ import annotations
 
-import json
-import math
-import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 import torch
+from torch import nn
 
 from streamfuse.color import rgb_to_ycbcr
-from streamfuse.data.synth import decode_video, load_manifest, sequence_pairs
-from streamfuse.engines.ccdc import PAPER_MULTIPLE, classical_engine, classical_stage, fast_features, pad_to
+from streamfuse.data.manifest import load_manifest
+from streamfuse.data.synth import sequence_pairs
+from streamfuse.data.video import decode_video
+from streamfuse.engines.assets import EngineManifest, load_engine_manifest
+from streamfuse.engines.ccdc import (
+    CLASSICAL,
+    FAST_MULTIPLE,
+    PAPER_MULTIPLE,
+    classical_engine,
+    classical_stage,
+    fast_features,
+)
+from streamfuse.engines.common import pad_to
+from streamfuse.metrics import mse_to_psnr
 from streamfuse.models.ccdc_arch import CANDIDATES, CONFIGS, FAST_IN_CHANNELS, GUIDE_CHANNEL, build_model
+from streamfuse.train.config import TrainConfig
+from streamfuse.train.export import Graph, RunRecord, export_engine, levels
+from streamfuse.train.registry import Trainer, register_trainer
 
 
 @dataclass
-class TrainConfig:
-    """Everything a training run depends on (saved into checkpoints and the manifest)."""
+class CCDCConfig(TrainConfig):
+    """``streamfuse train ccdc`` keys (plus the loop's: out, epochs, steps_per_epoch, batch, lr, ...)."""
 
-    model: str = "ccdc"  # key of streamfuse.models.ccdc_arch.CONFIGS
+    model: str = "ccdc"
+    """Key of ``streamfuse.models.ccdc_arch.CONFIGS`` (ccdc, ccdc-gated, ccdc-paper, ...)."""
     data: str = "data/ccdc-train"
+    """A ``streamfuse synth`` dataset folder (its manifest names its sources and split)."""
     out: str = "runs/ccdc"
     scales: list[int] = field(default_factory=lambda: [4, 8])
     gaps: list[int] = field(default_factory=lambda: [1, 3, 6, 7])
     val_gaps: list[int] = field(default_factory=lambda: [1, 6])
-    crop: int = 96  # training crop (working-resolution pixels for fast, full-resolution for paper)
+    crop: int = 96
+    """Training crop (working-resolution pixels for fast, full-resolution for paper)."""
     crops_per_pair: int = 1
     batch: int = 16
-    lr: float = 1e-3
     epochs: int = 20
     steps_per_epoch: int = 400
-    max_sequences: int = 0  # 0 = all
-    loss: str = "charbonnier"  # colour loss: charbonnier (the paper's) or mse (what PSNR measures)
-    warp_loss: float = 0.1  # paper model: weight of the warping loss on the reference luma
-    init: str = ""  # checkpoint to start from (fine-tuning); empty = random init
+    max_sequences: int = 0
+    """0 = all sequences."""
+    loss: str = "charbonnier"
+    """Colour loss: charbonnier (the paper's) or mse (what PSNR measures)."""
+    warp_loss: float = 0.1
+    """Weight of the warping loss on the reference luma."""
     clip_grad: float = 0.5
-    max_val: int = 0  # 0 = every validation pair
-    seed: int = 0
-    threads: int = 1
+    max_val: int = 0
+    """0 = every validation pair."""
 
 
 def charbonnier(x: torch.Tensor, y: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
@@ -56,9 +74,9 @@ def charbonnier(x: torch.Tensor, y: torch.Tensor, eps: float = 1e-3) -> torch.Te
 
 
 def psnr_255(pred: np.ndarray, truth: np.ndarray) -> float:
-    """PSNR in dB of 0..255-scaled arrays."""
+    """PSNR in dB of 0..255-scaled arrays (capped at 99 dB for identical arrays, so JSON stays finite)."""
     mse = float(np.mean((pred.astype(np.float64) - truth.astype(np.float64)) ** 2))
-    return 99.0 if mse == 0 else 10 * math.log10(255.0**2 / mse)
+    return min(99.0, mse_to_psnr(mse))
 
 
 # --- pair caches --------------------------------------------------------------------------------------------
@@ -95,7 +113,7 @@ def _random_crops(arrays: list[np.ndarray], crop: int, n: int, rng: np.random.Ge
     return out
 
 
-def build_cache(cfg: TrainConfig, progress: bool = True) -> dict[str, list]:
+def build_cache(cfg: CCDCConfig, progress: bool = True) -> dict[str, list]:
     """Cut pairs from the dataset: training crops and full validation images (cached as .npz next to the data)."""
     manifest = load_manifest(cfg.data)
     arch = CONFIGS[cfg.model]["arch"]
@@ -110,12 +128,9 @@ def build_cache(cfg: TrainConfig, progress: bool = True) -> dict[str, list]:
     classic = classical_engine()
     seqs = manifest.sequences[: cfg.max_sequences or None]
     cache: dict[str, list] = {"train": [], "val": []}
-    it = seqs
-    if progress:
-        from tqdm import tqdm
+    from tqdm import tqdm
 
-        it = tqdm(seqs, desc="pairs", unit="seq")
-    for seq in it:
+    for seq in tqdm(seqs, desc="pairs", unit="seq", disable=not progress):
         frames = decode_video(Path(cfg.data) / seq["file"])
         val = seq["split"] == "val"
         for pair in sequence_pairs(frames, cfg.scales, cfg.val_gaps if val else cfg.gaps):
@@ -125,216 +140,187 @@ def build_cache(cfg: TrainConfig, progress: bool = True) -> dict[str, list]:
             else:
                 for crop in _random_crops(list(sample), cfg.crop, cfg.crops_per_pair, rng):
                     cache["train"].append([a.astype(np.float16) for a in crop])
+    if not cache["train"] or not cache["val"]:
+        raise ValueError(f"dataset {cfg.data} gave no training or no validation pairs; synthesize more sequences")
     np.savez(path, cache=np.array(cache, dtype=object))
     return cache
 
 
-# --- training loop ------------------------------------------------------------------------------------------
+# --- the network's forward pass on a batch (training and validation) -----------------------------------------
 
 
-def _batch(train: list, idx: np.ndarray, rng: np.random.Generator, arch: str) -> list[torch.Tensor]:
-    items = [train[i] for i in idx]
-    out = [torch.from_numpy(np.stack([it[k] for it in items]).astype(np.float32)) for k in range(len(items[0]))]
-    if rng.random() < 0.5:  # horizontal flip; the fast features' flow-x channel changes sign
-        out = [t.flip(-1) for t in out]
-        if arch == "fast":
-            out[0][:, -2] *= -1
-    return out
-
-
-def _forward(net, arch: str, tensors: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Prediction and the extra (warping) loss term for one batch."""
+def forward(net: nn.Module, arch: str, tensors: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Prediction and the warping-loss term for one batch."""
     if arch == "fast":
         pred = net(tensors[0])
         if getattr(net, "refine", False):  # warping loss on the learned-alignment candidate
             return pred, charbonnier(net.last_warped_y, tensors[0][:, GUIDE_CHANNEL : GUIDE_CHANNEL + 1])
-        return pred, torch.zeros(())
+        return pred, torch.zeros((), device=pred.device)
     mono, ref_up = tensors[0], tensors[1]
     refs = net.reference_branch(ref_up)
     pred = net(mono, *refs)
     return pred, charbonnier(net.last_warped_y, mono)  # the paper's warping loss
 
 
-def validate(net, cache: dict, arch: str, cfg_max_val: int = 0) -> dict[str, float]:
-    """Mean chroma PSNR on the held-aside split, per scale × gap, and of the plain DIS warp (fast model)."""
-    net.eval()
-    res: dict[str, list[float]] = {}
-    with torch.inference_mode():
-        for item in cache["val"][: cfg_max_val or None]:
+# --- export ----------------------------------------------------------------------------------------------
+
+
+class _PaperReference(nn.Module):
+    """Export wrapper: the paper model's reference branch as its own graph."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, ref_up: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(self.net.reference_branch(ref_up))
+
+
+def ccdc_graphs(net: nn.Module, arch: dict[str, Any]) -> list[Graph]:
+    """The graphs a CCDC engine folder ships: ``model`` (and ``reference`` for the paper model)."""
+    g = torch.Generator().manual_seed(0)
+    chroma = levels(255.0, 128.0)  # (c - 128) / 255 units -> 8-bit chroma levels
+    if arch["arch"] == "fast":
+        shape = (1, FAST_IN_CHANNELS)
+        return [
+            Graph(
+                "model",
+                "model.onnx",
+                net,
+                {"features": torch.zeros(*shape, 64, 96)},
+                ["chroma"],
+                quantize=chroma,
+                parity_inputs=[{"features": torch.rand(*shape, 96, 64, generator=g)}],
+            )
+        ]
+    ref_net = _PaperReference(net)
+    ref_up = torch.rand(1, 3, 128, 192, generator=g)
+    with torch.no_grad():  # plain tensors: the model graph is traced with them
+        refs = ref_net(ref_up)
+    names = [f"ref{i}" for i in range(len(refs))]
+    return [
+        Graph("reference", "reference.onnx", ref_net, {"ref_up": ref_up}, names, quantize=levels(255.0, clip=False)),
+        Graph(
+            "model",
+            "model.onnx",
+            net,
+            {"mono": torch.rand(1, 1, 128, 192, generator=g), **dict(zip(names, refs, strict=True))},
+            ["chroma"],
+            quantize=chroma,
+        ),
+    ]
+
+
+@register_trainer("ccdc")
+class CCDCTrainer(Trainer):
+    """Trains ``ccdc`` (fast) or ``ccdc-paper`` models, chosen by the config's ``model`` key."""
+
+    config_class = CCDCConfig
+    score = "mean"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._cache: dict[str, list] | None = None
+        self._cfg: CCDCConfig | None = None
+
+    def arch(self, cfg: CCDCConfig) -> str:
+        if cfg.model not in CONFIGS:
+            raise ValueError(f"unknown ccdc model {cfg.model!r}; choose one of {', '.join(sorted(CONFIGS))}")
+        return CONFIGS[cfg.model]["arch"]
+
+    def build_model(self, cfg: CCDCConfig) -> nn.Module:
+        self.arch(cfg)
+        self._cfg = cfg
+        return build_model(CONFIGS[cfg.model])
+
+    def make_data(self, cfg: CCDCConfig, split: str) -> list:
+        if self._cache is None:
+            self._cache = build_cache(cfg)
+        return self._cache[split][: (cfg.max_val or None) if split == "val" else None]
+
+    def batch(self, data: list, cfg: CCDCConfig, rng: np.random.Generator) -> list[torch.Tensor]:
+        items = [data[int(i)] for i in rng.integers(0, len(data), cfg.batch)]
+        out = [torch.from_numpy(np.stack([it[k] for it in items]).astype(np.float32)) for k in range(len(items[0]))]
+        if rng.random() < 0.5:  # horizontal flip; the fast features' flow-x channel changes sign
+            out = [t.flip(-1) for t in out]
+            if self.arch(cfg) == "fast":
+                out[0][:, -2] *= -1
+        return [t.to(self.device) for t in out]
+
+    def loss(self, model: nn.Module, batch: list[torch.Tensor]) -> torch.Tensor:
+        cfg = self._cfg
+        pred, warp = forward(model, self.arch(cfg), batch)
+        if cfg.loss == "mse":
+            colour = torch.nn.functional.mse_loss(pred, batch[-1]) * 100.0
+        else:
+            colour = charbonnier(pred, batch[-1])
+        return colour + cfg.warp_loss * warp
+
+    def validate(self, model: nn.Module, data: list) -> dict[str, float]:
+        """Mean chroma PSNR on the held-aside split, per scale × gap, and of the classical chroma (fast model)."""
+        arch = self.arch(self._cfg)
+        mult = FAST_MULTIPLE if arch == "fast" else PAPER_MULTIPLE
+        res: dict[str, list[float]] = {}
+        for item in data:
             *arrays, scale, gap = item
             arrays = [a.astype(np.float32) for a in arrays]
             target = arrays[-1]
             h, w = target.shape[-2:]
-            mult = 32 if arch == "fast" else PAPER_MULTIPLE
-            inputs = [torch.from_numpy(pad_to(a, mult)[None]) for a in arrays[:-1]]
-            pred, _ = _forward(net, arch, inputs)
-            pred = pred[0, :, :h, :w].numpy()
+            inputs = [torch.from_numpy(pad_to(a, mult)[None]).to(self.device) for a in arrays[:-1]]
+            pred, _ = forward(model, arch, inputs)
+            pred = pred[0, :, :h, :w].cpu().numpy()
             res.setdefault(f"x{scale}_gap{gap}", []).append(psnr_255(pred * 255, target * 255))
             if arch == "fast":
                 fill = 2 + 4 * CANDIDATES.index("fill")  # the classical `guided` chroma, as a baseline
                 res.setdefault(f"x{scale}_gap{gap}_guided", []).append(
                     psnr_255(arrays[0][fill : fill + 2] * 255, target * 255)
                 )
-    net.train()
-    out = {k: round(float(np.mean(v)), 3) for k, v in sorted(res.items())}
-    model_keys = [k for k in out if not k.endswith("_guided")]
-    out["mean"] = round(float(np.mean([out[k] for k in model_keys])), 3)
-    return out
+        out = {k: round(float(np.mean(v)), 3) for k, v in sorted(res.items())}
+        out["mean"] = round(float(np.mean([v for k, v in out.items() if not k.endswith("_guided")])), 3)
+        return out
 
-
-def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict:
-    """Train (or resume) and return the summary: epochs, seconds, best validation metrics.
-
-    Writes ``last.pt`` every epoch and ``best.pt`` when the validation mean improves, in ``cfg.out``.
-    """
-    torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    arch = CONFIGS[cfg.model]["arch"]
-    t_start = time.time()
-    cache = build_cache(cfg, progress)
-    if not cache["train"] or not cache["val"]:
-        raise ValueError(f"dataset {cfg.data} gave no training or no validation pairs; synthesize more sequences")
-    net = build_model(CONFIGS[cfg.model])
-    if cfg.init:
-        net.load_state_dict(torch.load(cfg.init, map_location="cpu", weights_only=False)["model"])
-    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
-    total = cfg.epochs * cfg.steps_per_epoch
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
-    state = {"epoch": 0, "best": -1.0, "history": [], "seconds": 0.0}
-    last = out / "last.pt"
-    if resume and last.is_file():
-        ck = torch.load(last, map_location="cpu", weights_only=False)
-        net.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optim"])
-        sched.load_state_dict(ck["sched"])
-        state = ck["state"]
-    rng = np.random.default_rng(cfg.seed + state["epoch"])
-    seconds0 = state["seconds"]
-    t0 = time.time()
-    if state["epoch"] == 0:
-        state["history"].append({"epoch": 0, **validate(net, cache, arch, cfg.max_val)})
-    for epoch in range(state["epoch"] + 1, cfg.epochs + 1):
-        steps = range(cfg.steps_per_epoch)
-        bar = None
-        if progress:
-            from tqdm import tqdm
-
-            bar = tqdm(steps, desc=f"epoch {epoch}/{cfg.epochs}", unit="step")
-            steps = bar
-        losses = []
-        for _ in steps:
-            tensors = _batch(cache["train"], rng.integers(0, len(cache["train"]), cfg.batch), rng, arch)
-            pred, warp = _forward(net, arch, tensors)
-            colour = (
-                torch.nn.functional.mse_loss(pred, tensors[-1]) * 100.0
-                if cfg.loss == "mse"
-                else charbonnier(pred, tensors[-1])
-            )
-            loss = colour + cfg.warp_loss * warp
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.clip_grad)  # the warp path can spike
-            opt.step()
-            sched.step()
-            losses.append(loss.item())
-            if bar is not None and len(losses) % 20 == 0:
-                bar.set_postfix(loss=f"{np.mean(losses[-20:]):.5f}")
-        metrics = validate(net, cache, arch, cfg.max_val)
-        state["epoch"] = epoch
-        state["seconds"] = seconds0 + time.time() - t0
-        state["history"].append({"epoch": epoch, "loss": float(np.mean(losses)), **metrics})
-        print(json.dumps(state["history"][-1]), flush=True)
-        ck = {
-            "model": net.state_dict(),
-            "optim": opt.state_dict(),
-            "sched": sched.state_dict(),
-            "state": state,
-            "config": asdict(cfg),
-            "arch": CONFIGS[cfg.model],
+    def data_manifest(self, cfg: CCDCConfig) -> dict[str, Any]:
+        data = load_manifest(cfg.data)
+        return {
+            "folder": cfg.data,
+            "kind": data.kind,
+            "sequences": len(data.sequences),
+            "sources": data.sources,
+            "synth_options": data.options,
+            "synth_seed": data.seed,
+            "excluded": data.exclusion_list,
         }
-        if metrics["mean"] > state["best"]:
-            state["best"] = metrics["mean"]
-            torch.save(
-                {"model": net.state_dict(), "arch": CONFIGS[cfg.model], "metrics": metrics, "epoch": epoch},
-                out / "best.pt",
-            )
-        torch.save(ck, last)
-    summary = {
-        "epochs": state["epoch"],
-        "train_seconds": round(state["seconds"], 1),
-        "wall_seconds_incl_cache": round(time.time() - t_start, 1),
-        "best_val_mean": state["best"],
-        "history": state["history"],
-    }
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    return summary
 
-
-def load_config(path: str | Path) -> TrainConfig:
-    """Read a training YAML; unknown keys are an error that lists the accepted ones."""
-    import dataclasses
-
-    import yaml
-
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"training config {p} not found; see configs/train-ccdc.yaml for an example")
-    raw = yaml.safe_load(p.read_text()) or {}
-    names = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(raw) - names)
-    if unknown:
-        raise ValueError(f"{p}: unknown key(s) {', '.join(unknown)}; accepted: {', '.join(sorted(names))}")
-    return TrainConfig(**raw)
-
-
-def run(cfg: TrainConfig, resume: bool = False, export_dir: str | None = None, command: str = "") -> dict:
-    """Train, then optionally export ``best.pt`` as an engine folder whose manifest records the run."""
-    summary = train(cfg, resume=resume)
-    if export_dir:
-        from streamfuse.data.synth import load_manifest as data_manifest
-        from streamfuse.train.export import export_checkpoint
-
-        data = data_manifest(cfg.data)
-        best = max(summary["history"], key=lambda h: h.get("mean", -1))
-        export_checkpoint(
-            Path(cfg.out) / "best.pt",
-            export_dir,
-            {
-                "data": {
-                    "folder": cfg.data,
-                    "sequences": len(data.sequences),
-                    "sources": data.sources,
-                    "synth_options": data.options,
-                    "synth_seed": data.seed,
-                    "excluded": data.exclusion_list,
-                },
-                "command": command,
-                "train_config": asdict(cfg),
-                "epochs": summary["epochs"],
-                "training_seconds": summary["train_seconds"],
-                "validation": best,
-            },
+    def export(self, model: nn.Module, out_dir: Path, run: RunRecord) -> EngineManifest:
+        cfg = self._cfg
+        arch = CONFIGS[cfg.model]
+        fast = arch["arch"] == "fast"
+        manifest = export_engine(
+            out_dir,
+            engine="ccdc",
+            model=model,
+            arch=arch,
+            graphs=ccdc_graphs(model, arch),
+            pad_multiple=FAST_MULTIPLE if fast else PAPER_MULTIPLE,
+            run=run,
+            classical_stage={"engine": "guided", **CLASSICAL} if fast else None,
         )
-        if CONFIGS[cfg.model]["arch"] == "fast":
-            from streamfuse.engines.ccdc import CLASSICAL
-
-            path = Path(export_dir) / "manifest.json"
-            manifest = json.loads(path.read_text())
-            manifest["classical_stage"] = {"engine": "guided", **CLASSICAL}
-            path.write_text(json.dumps(manifest, indent=1) + "\n")
-            select_detail(export_dir, cfg.data)
-    return summary
+        if fast:
+            scores = select_detail(out_dir, cfg.data)
+            manifest, _ = load_engine_manifest(out_dir, engine="ccdc")
+            manifest.options["detail"] = float(max(scores, key=scores.get))
+            manifest.notes["detail_validation_cbcr_psnr"] = scores
+            manifest.write(out_dir)
+        return manifest
 
 
 def select_detail(
     engine_dir: str | Path, data: str | Path, values: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0), max_pairs: int = 60
 ) -> dict[str, float]:
-    """Pick the fast engine's high-resolution detail weight on the held-aside synthetic split (full resolution).
+    """Score the fast engine's high-resolution detail weights on the held-aside synthetic split (full resolution).
 
     The synthetic sequences are x264 4:2:0 like real video, so this measures whether copying mono luma detail
-    into chroma helps there; the winner is written into the engine manifest as ``detail``.
+    into chroma helps there; the export writes the winner into the manifest's options as ``detail``.
     """
     from streamfuse.engines.ccdc import CCDCEngine
 
@@ -351,9 +337,4 @@ def select_detail(
             out = rgb_to_ycbcr(eng.colorize(p.mono, eng.prepare_reference(p.ref)))[8:-8, 8:-8, 1:]
             psnrs.append(psnr_255(out, rgb_to_ycbcr(p.truth)[8:-8, 8:-8, 1:]))
         scores[str(value)] = round(float(np.mean(psnrs)), 3)
-    path = Path(engine_dir) / "manifest.json"
-    engine_manifest = json.loads(path.read_text())
-    engine_manifest["detail"] = float(max(scores, key=scores.get))
-    engine_manifest["detail_validation_cbcr_psnr"] = scores
-    path.write_text(json.dumps(engine_manifest, indent=1) + "\n")
     return scores

@@ -112,7 +112,7 @@ class TrainerError(ValueError):
 
 _REGISTERED: dict[str, type[Trainer]] = {}
 _INFRA = {"__init__", "registry", "loop", "export", "config", "checkpoint"}
-_DECLARED = re.compile(r"""@register_trainer\(\s*["']([\w.-]+)["']""")
+_DECLARED = re.compile(r"""register_trainer\(\s*["']([\w.-]+)["']""")
 
 
 def register_trainer(name: str):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -11,26 +10,39 @@ import numpy as np
 import pytest
 from conftest import textured_scene
 
+from streamfuse.checksum import sha256_file
 from streamfuse.color import luma, rgb_to_ycbcr
 from streamfuse.data.degrade import downsample
 from streamfuse.engines import load_engine
-from streamfuse.engines.assets import engines_dir, sha256_file
+from streamfuse.engines.assets import engines_dir, load_engine_manifest
 from streamfuse.engines.base import EngineError
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnx")
 
+from streamfuse.engines.ccdc import CLASSICAL, FAST_MULTIPLE, PAPER_MULTIPLE  # noqa: E402
 from streamfuse.models.ccdc_arch import CONFIGS, FAST_IN_CHANNELS, build_model  # noqa: E402
-from streamfuse.train.export import export_checkpoint  # noqa: E402
+from streamfuse.train.ccdc import ccdc_graphs  # noqa: E402
+from streamfuse.train.export import export_engine  # noqa: E402
 
 
 def _model_folder(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
     torch.manual_seed(0)
-    net = build_model(CONFIGS[name])
-    root = tmp_path_factory.mktemp(name)
-    torch.save({"model": net.state_dict(), "arch": CONFIGS[name]}, root / "ck.pt")
-    export_checkpoint(root / "ck.pt", root / "model", {"note": "random init, test only"})
-    return root / "model"
+    arch = CONFIGS[name]
+    net = build_model(arch).eval()
+    folder = tmp_path_factory.mktemp(name) / "model"
+    fast = arch["arch"] == "fast"
+    export_engine(
+        folder,
+        engine="ccdc",
+        model=net,
+        arch=arch,
+        graphs=ccdc_graphs(net, arch),
+        pad_multiple=FAST_MULTIPLE if fast else PAPER_MULTIPLE,
+        classical_stage={"engine": "guided", **CLASSICAL} if fast else None,
+        notes={"note": "random init, test only"},
+    )
+    return folder
 
 
 @pytest.fixture(scope="module")
@@ -52,10 +64,11 @@ def _pair(h: int = 96, w: int = 128, scale: int = 4, shift: int = 3) -> tuple[np
 
 def test_export_writes_manifest_with_hashes(fast_model: Path, paper_model: Path) -> None:
     for folder, graphs in ((fast_model, ["model.onnx"]), (paper_model, ["model.onnx", "reference.onnx"])):
-        manifest = json.loads((folder / "manifest.json").read_text())
-        assert manifest["note"] == "random init, test only"
+        manifest, _ = load_engine_manifest(folder, engine="ccdc")
+        assert manifest.notes["note"] == "random init, test only" and sorted(manifest.graphs.values()) == graphs
+        assert all(level <= 1 for level in manifest.parity.values())
         for name in ["weights.pt", *graphs]:
-            assert manifest["sha256"][name] == sha256_file(folder / name)
+            assert manifest.sha256[name] == sha256_file(folder / name)
 
 
 def test_onnx_graph_has_dynamic_height_and_width(fast_model: Path) -> None:
@@ -133,12 +146,12 @@ SHIPPED = [n for n in ("ccdc", "ccdc-paper") if (engines_dir() / n / "manifest.j
 
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_weights_match_their_manifest(name: str) -> None:
-    folder = engines_dir() / name
-    manifest = json.loads((folder / "manifest.json").read_text())
-    for key in ("arch", "data", "command", "epochs", "training_seconds", "validation"):
-        assert key in manifest, key
-    for fname, digest in manifest["sha256"].items():
-        assert sha256_file(folder / fname) == digest, fname
+    manifest, folder = load_engine_manifest(name, engine="ccdc")  # verifies every sha256
+    assert manifest.data["sources"] and manifest.command.startswith("streamfuse train ccdc")
+    assert manifest.epochs > 0 and manifest.minutes > 0 and manifest.validation["mean"] > 0
+    assert set(manifest.sha256) == {"weights.pt", *manifest.graphs.values()}
+    assert (manifest.classical_stage is not None) == (name == "ccdc")
+    assert (folder / manifest.train_config["config_file"]).name.endswith(".yaml")
 
 
 @pytest.mark.skipif("ccdc" not in SHIPPED, reason="shipped ccdc weights not present")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +12,7 @@ import pytest
 
 from streamfuse.color import luma, rgb_to_ycbcr
 from streamfuse.engines import load_engine
-from streamfuse.engines.assets import engines_dir, sha256_file
+from streamfuse.engines.assets import load_engine_manifest
 from streamfuse.engines.base import EngineError
 from streamfuse.engines.duallens import estimate_memory_gb
 from streamfuse.engines.registry import available_engines
@@ -52,14 +51,11 @@ def test_both_configs_are_registered() -> None:
 
 @pytest.mark.parametrize("name", ["duallens", "duallens-paper"])
 def test_manifest_records_training_and_hashes(name: str) -> None:
-    folder = engines_dir() / name
-    manifest = json.loads((folder / "manifest.json").read_text())
-    for key in ("arch", "training", "sha256", "onnx", "pad_multiple"):
-        assert key in manifest
-    for fname, digest in manifest["sha256"].items():
-        assert sha256_file(folder / fname) == digest
-    training = manifest["training"]
-    assert training["steps"] > 0 and "command" in training and "validation" in training
+    manifest, folder = load_engine_manifest(name, engine="duallens")  # verifies every sha256
+    assert set(manifest.sha256) == {"weights.pt", manifest.graphs["model"]}
+    assert manifest.pad_multiple in (16, 32) and manifest.minutes > 0 and manifest.validation["chroma_psnr_db"] > 0
+    assert manifest.notes["training"]["steps"] > 0 and manifest.command and manifest.parity["model"] <= 1
+    assert (manifest.classical_stage is not None) == bool(manifest.arch.get("candidate"))
 
 
 def test_colorizes_a_shifted_pair_better_than_copying_the_reference(engine) -> None:
@@ -161,19 +157,27 @@ def test_unknown_config_key_is_named() -> None:
 @pytest.mark.parametrize("candidate", [False, True])
 def test_onnx_export_matches_torch(tmp_path: Path, candidate: bool) -> None:
     torch = pytest.importorskip("torch")
-    sys.path.insert(0, str(ROOT / "tools"))
-    import export_duallens
-
-    from streamfuse.models.duallens_arch import build_model
+    from streamfuse.models.duallens_arch import build_model, pad_multiple
+    from streamfuse.train.duallens import duallens_graphs
+    from streamfuse.train.export import export_engine
 
     torch.manual_seed(0)
-    net = build_model({**TINY, "candidate": candidate}).eval()
+    arch = {**TINY, "candidate": candidate}
+    net = build_model(arch).eval()
     for p in net.parameters():  # leave the zero init so the residue branch and W are exercised
         p.data.add_(0.05 * torch.randn_like(p))
-    path = tmp_path / "tiny.onnx"
-    export_duallens.export(net, path, h=16, w=24)
-    assert export_duallens.parity(net, path, 20, 36) < export_duallens.PARITY_TOL
-    assert export_duallens.parity(net, path, 32, 16, seed=3) < export_duallens.PARITY_TOL
+    manifest = export_engine(
+        tmp_path / "tiny",
+        engine="duallens",
+        model=net,
+        arch=arch,
+        graphs=duallens_graphs(net, arch),
+        pad_multiple=pad_multiple(arch),
+    )
+    assert manifest.parity["model"] <= 1  # the gate, on two sizes besides the trace size
+    eng = load_engine("duallens", model=str(tmp_path / "tiny"), threads=1)
+    left, right = stereo_scene(w=48, h=32)
+    assert eng.colorize(luma(left), eng.prepare_reference(right)).shape == (32, 48, 3)
 
 
 def test_candidate_blend_starts_halfway() -> None:

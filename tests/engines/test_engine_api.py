@@ -95,3 +95,32 @@ def test_colorize_command_errors_are_one_line(tmp_path: Path, capsys: pytest.Cap
     code = main(["colorize", "--mono", str(tmp_path / "bad.png"), "--ref", str(tmp_path / "none.png"), "-o", "x.png"])
     err = capsys.readouterr().err
     assert code == 2 and "cannot decode image" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("name", ["naive", "guided", "ccdc", "duallens"])
+def test_open_stream_on_a_frame_wise_engine_gives_exactly_the_frame_wise_outputs(name: str) -> None:
+    if name in ("ccdc", "duallens"):
+        from streamfuse.engines.assets import engines_dir
+
+        if not (engines_dir() / name / "manifest.json").is_file():
+            pytest.skip(f"shipped {name} assets not present")
+    rng = np.random.default_rng(2)
+    scene = cv2.resize(rng.integers(0, 256, (12, 20, 3), dtype=np.uint8), (140, 64), interpolation=cv2.INTER_CUBIC)
+    frames = [np.ascontiguousarray(scene[:, t : t + 96]) for t in range(0, 21, 3)]  # a pan, 7 frames
+    refs = {t: cv2.resize(frames[t], (24, 16), interpolation=cv2.INTER_AREA) for t in (0, 3, 6)}  # every K = 3
+    options = {"threads": 1} if name in ("ccdc", "duallens") else {}
+    framewise, streamed = streamfuse.load_engine(name, **options), streamfuse.load_engine(name, **options)
+    want, state = [], None
+    for t, frame in enumerate(frames):
+        if t in refs:
+            state = framewise.prepare_reference(refs[t])
+        want.append(framewise.colorize(luma(frame), state))
+    stream = streamed.open_stream()
+    got = []
+    for t, frame in enumerate(frames):
+        if t in refs:
+            stream.push_reference(refs[t])
+        got.append(stream.colorize(luma(frame)))
+    assert all(np.array_equal(a, b) for a, b in zip(want, got, strict=True))
+    assert streamed.reference_calls == 3 == stream.references and stream.frames == len(frames)
+    assert not np.array_equal(got[0], got[3])  # the frames differ, so equality is not trivial

@@ -1,8 +1,7 @@
-"""The CCDC training loop runs end to end on a tiny synthesized dataset: checkpoints, validation, resume, export."""
+"""The ccdc trainer on the shared loop: a tiny synthesized dataset, checkpoints, resume, export the engine loads."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +12,9 @@ from streamfuse.data import synth
 
 torch = pytest.importorskip("torch")
 
-from streamfuse.train.ccdc import TrainConfig, load_config, run, train  # noqa: E402
+from streamfuse.engines.assets import load_engine_manifest  # noqa: E402
+from streamfuse.train.ccdc import CCDCConfig  # noqa: E402
+from streamfuse.train.loop import fit  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -25,55 +26,38 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+def _cfg(dataset: Path, out: Path, model: str, **kw) -> CCDCConfig:
+    base = dict(model=model, data=str(dataset), out=str(out), scales=[4], gaps=[1, 2], val_gaps=[2], crop=64, batch=2)
+    return CCDCConfig(**{**base, "epochs": 1, "steps_per_epoch": 2, **kw})
+
+
 @pytest.mark.parametrize("model", ["ccdc-tiny", "ccdc-paper-tiny"])
 def test_a_few_steps_train_checkpoint_and_resume(dataset: Path, tmp_path: Path, model: str) -> None:
-    cfg = TrainConfig(
-        model=model,
-        data=str(dataset),
-        out=str(tmp_path / "run"),
-        scales=[4],
-        gaps=[1, 2],
-        val_gaps=[2],
-        crop=64,
-        batch=2,
-        epochs=1,
-        steps_per_epoch=2,
-    )
-    first = train(cfg, progress=False)
-    assert first["epochs"] == 1 and (tmp_path / "run" / "last.pt").is_file()
-    val = first["history"][-1]
+    first = fit("ccdc", _cfg(dataset, tmp_path / "run", model), device="cpu", progress=False)
+    assert first.epochs == 1 and (tmp_path / "run" / "last.pt").is_file()
+    val = first.history[-1]
     assert np.isfinite(val["mean"]) and "x4_gap2" in val
-    cfg.epochs = 2
-    second = train(cfg, resume=True, progress=False)
-    assert [h["epoch"] for h in second["history"]] == [0, 1, 2]  # resumed, not restarted
+    second = fit("ccdc", _cfg(dataset, tmp_path / "run", model, epochs=2), device="cpu", resume=True, progress=False)
+    assert [h["epoch"] for h in second.history] == [0, 1, 2]  # resumed, not restarted
 
 
-def test_run_exports_an_engine_folder_the_engine_loads(dataset: Path, tmp_path: Path) -> None:
+def test_export_writes_an_engine_folder_the_engine_loads(dataset: Path, tmp_path: Path) -> None:
     from streamfuse.engines import load_engine
 
-    cfg = TrainConfig(
-        model="ccdc-tiny",
-        data=str(dataset),
-        out=str(tmp_path / "run"),
-        scales=[4],
-        gaps=[1],
-        val_gaps=[1],
-        crop=64,
-        batch=2,
-        epochs=1,
-        steps_per_epoch=1,
-    )
-    run(cfg, export_dir=str(tmp_path / "engine"), command="test")
-    manifest = json.loads((tmp_path / "engine" / "manifest.json").read_text())
-    assert manifest["command"] == "test" and manifest["epochs"] == 1 and manifest["data"]["sequences"] == 3
+    cfg = _cfg(dataset, tmp_path / "run", "ccdc-tiny", gaps=[1], val_gaps=[1], steps_per_epoch=1)
+    summary = fit("ccdc", cfg, device="cpu", progress=False, export=tmp_path / "engine", command="test")
+    assert summary.exported
+    manifest, _ = load_engine_manifest(tmp_path / "engine", engine="ccdc")
+    assert manifest.command == "test" and manifest.epochs == 1 and manifest.data["sequences"] == 3
+    assert manifest.classical_stage["engine"] == "guided" and manifest.pad_multiple == 32
+    assert manifest.options["detail"] in (0.0, 0.25, 0.5, 1.0) and manifest.parity["model"] <= 1
+    assert manifest.validation["mean"] == summary.best["mean"] and manifest.device == "cpu"
     eng = load_engine("ccdc", model=str(tmp_path / "engine"), threads=1)
     ref = textured_scene(24, 32, seed=1)
     out = eng.colorize(textured_scene(96, 128, seed=1)[..., 0], eng.prepare_reference(ref))
     assert out.shape == (96, 128, 3)
 
 
-def test_config_with_an_unknown_key_names_it(tmp_path: Path) -> None:
-    path = tmp_path / "t.yaml"
-    path.write_text("model: ccdc\nlearning_rate: 0.1\n")
-    with pytest.raises(ValueError, match="learning_rate"):
-        load_config(path)
+def test_unknown_model_is_named(dataset: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown ccdc model 'nope'; choose one of .*ccdc-tiny"):
+        fit("ccdc", _cfg(dataset, tmp_path / "run", "nope"), device="cpu", progress=False)

@@ -1,0 +1,49 @@
+"""The shipped learned engines' outputs, byte for byte, on fixed generated inputs (regression fixtures)."""
+
+from __future__ import annotations
+
+import hashlib
+
+import cv2
+import numpy as np
+import pytest
+
+from streamfuse.color import luma
+from streamfuse.engines import load_engine
+from streamfuse.engines.assets import engines_dir
+
+
+def fixed_input(scale: int, seed: int = 7, w: int = 160, h: int = 96) -> tuple[np.ndarray, np.ndarray]:
+    """A fixed generated scene (noise-textured colour blobs): its mono luma, and its reference shifted 3 px and
+    area-downsampled by ``scale``."""
+    rng = np.random.default_rng(seed)
+    base = cv2.resize(rng.integers(0, 256, (6, 10, 3), dtype=np.uint8), (w + 16, h), interpolation=cv2.INTER_CUBIC)
+    img = cv2.add(base, rng.integers(0, 40, (h, w + 16, 3), dtype=np.uint8))
+    truth, moved = img[:, 8:-8], img[:, 5:-11]
+    ref = cv2.resize(moved, (w // scale, h // scale), interpolation=cv2.INTER_AREA)
+    return luma(truth), np.ascontiguousarray(ref)
+
+
+# Regression fixtures, not results: the sha256 of each shipped engine's output on fixed_input(scale), recorded
+# with the code and assets of commit 625b75e (before ccdc and duallens moved onto streamfuse.train), ONNX Runtime,
+# threads=1. The move must not change one output byte. Re-record only when a shipped engine is retrained, with:
+#   hashlib.sha256(eng.colorize(mono, eng.prepare_reference(ref)).tobytes()).hexdigest()
+SHIPPED_OUTPUT_SHA256 = {
+    ("ccdc", 4): "a0b90ba9c39c69003e906b412634715a0511759bd3ecbe27af07d04feee0fc30",
+    ("ccdc", 8): "de631ed0a95310e21ea169922293024c9efe42c73bbeeef0673493a561f1a6ff",
+    ("ccdc-paper", 4): "77d55dbfafed585501a94fdae8b0ec1638d8d0033f09684e8bf5df380fdcf80a",
+    ("duallens", 1): "ed1968f1047cfdb20eb735692b942fd42007f5fcda7ea63f046ad83ffbb79eae",
+    ("duallens", 4): "84751225632fc3d64099beb7914f793318755968c3ba03447f17eb9cbdacf766",
+    ("duallens-paper", 1): "8191dd62e6667a2ac1a139e7020e99a58032176b971391ac135f738e79a0d59f",
+}
+
+
+@pytest.mark.parametrize("name, scale", sorted(SHIPPED_OUTPUT_SHA256))
+def test_shipped_outputs_are_unchanged(name: str, scale: int) -> None:
+    if not (engines_dir() / name / "manifest.json").is_file():
+        pytest.skip(f"shipped {name} assets not present")
+    mono, ref = fixed_input(scale)
+    eng = load_engine(name, threads=1)
+    out = eng.colorize(mono, eng.prepare_reference(ref))
+    assert out.shape == (96, 160, 3)
+    assert hashlib.sha256(out.tobytes()).hexdigest() == SHIPPED_OUTPUT_SHA256[name, scale]
