@@ -30,6 +30,13 @@ def evaluate(
     """
     out = out if out is not None else sys.stdout
     progress = progress if progress is not None else sys.stderr
+    if cfg.protocols == ("nir",):
+        from streamfuse.evaluation.nir import DEFAULT_ENGINES, evaluate_nir
+
+        engines = DEFAULT_ENGINES if cfg.engines == EvalConfig().engines else cfg.engines
+        return evaluate_nir(
+            engines, cfg.data, cfg.quick, json_path, images_dir, cfg.engine_options, command, out, progress
+        )
     saver = ImageSaver(images_dir) if images_dir is not None else None
     seen: dict[tuple, int] = {}
     start = time.perf_counter()
