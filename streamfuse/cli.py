@@ -18,14 +18,13 @@ class UserError(Exception):
 
 
 def _parse_size(text: str) -> tuple[int, int]:
-    """Parse 'WxH' into (W, H)."""
+    """Parse 'WxH' into (W, H) (streamfuse.size.parse_size) for argparse."""
+    from streamfuse.size import parse_size
+
     try:
-        w, h = (int(v) for v in text.lower().split("x"))
+        return parse_size(text)
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"size must look like 768x576, got {text!r}") from exc
-    if w <= 0 or h <= 0:
-        raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
-    return w, h
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def _engine_options(pairs: list[str]) -> dict:
@@ -116,6 +115,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
 def _cmd_run(args: argparse.Namespace) -> int:
     import json
 
+    from streamfuse import preflight  # noqa: F401 - registers the pre-launch checks that load_config runs
     from streamfuse.nodes.launcher import format_summary, run_rig
 
     if args.frames is not None and args.frames <= 0:
@@ -126,6 +126,40 @@ def _cmd_run(args: argparse.Namespace) -> int:
         with open(args.json, "w") as fh:
             json.dump(summary, fh, indent=2)
     return 0 if all(code == 0 for code in summary["exit_codes"].values()) else 1
+
+
+def _add_transcode(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "transcode",
+        help="colorize a recorded mono video with a colour video, image or image folder (lossless, keeps audio)",
+        description="Runs the rig's capture, fusion and encoder nodes in file mode. Every mono frame comes out, "
+        "with the mono file's timestamps, start offset, frame rate and audio. Exit status: 0 done, 1 failed, "
+        "130 interrupted (the file written so far is playable).",
+    )
+    p.add_argument("--mono", required=True, help="mono (or NIR) video; its timing and audio are kept")
+    colour = p.add_mutually_exclusive_group(required=True)
+    colour.add_argument("--color", help="colour video, folder of colour images (one per mono frame) or one image")
+    colour.add_argument("--ref", help="one colour reference image for every frame (or a folder of images)")
+    p.add_argument("-o", "--output", required=True, help="output video (.mp4 or .mkv)")
+    p.add_argument("--engine", help="engine registry name (default: the config's, else guided)")
+    p.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE", help="engine option (repeatable)")
+    p.add_argument("--config", help="rig YAML whose sync, engine, encoder and limit settings to use")
+    p.add_argument(
+        "--on-corrupt",
+        choices=["fail", "skip"],
+        default="fail",
+        help="fail: a damaged frame ends the run, naming file, frame and byte (default); skip: drop and count it",
+    )
+    p.add_argument("--json", help="also write the summary to this JSON file")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_transcode)
+
+
+def _cmd_transcode(args: argparse.Namespace) -> int:
+    from streamfuse import transcode
+
+    args.options = _engine_options(args.opt)
+    return transcode.main(args)
 
 
 def _add_node(sub: argparse._SubParsersAction) -> None:
@@ -469,6 +503,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_build_engine,
     _add_run,
+    _add_transcode,
     _add_node,
     _add_keygen,
     _add_colorize,
@@ -481,12 +516,24 @@ COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
 ]
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("streamfuse")
+    except PackageNotFoundError:  # running from a source tree that is not installed
+        from streamfuse import __version__
+
+        return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (also used to generate the command docs)."""
     parser = argparse.ArgumentParser(
         prog="streamfuse", description="Fuse a high-resolution mono camera with a low-resolution colour camera."
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"streamfuse {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for add in COMMANDS:

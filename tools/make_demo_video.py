@@ -15,6 +15,8 @@ import cv2
 import numpy as np
 from skimage import data
 
+from streamfuse.size import parse_size
+
 
 def sprite(img: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
     """A resized sprite and a soft elliptical alpha mask."""
@@ -58,7 +60,7 @@ def main() -> None:
     ap.add_argument("--size", default="768x576")
     ap.add_argument("-o", "--output", default="streamfuse/assets/demo.mp4")
     args = ap.parse_args()
-    size = tuple(int(v) for v in args.size.split("x"))
+    size = parse_size(args.size)
     with av.open(args.output, mode="w") as container:
         stream = container.add_stream("libx264", rate=Fraction(30))
         stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"

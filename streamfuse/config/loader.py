@@ -14,6 +14,7 @@ import yaml
 
 from streamfuse.config.schema import RigConfig
 from streamfuse.errors import ConfigError
+from streamfuse.size import parse_size
 
 
 def load_config(path: str | Path) -> RigConfig:
@@ -201,12 +202,9 @@ class _Converter:
     def size(self, node: yaml.Node, key: str) -> tuple[int, int]:
         text = self.scalar(node, str, key)
         try:
-            w, h = (int(v) for v in text.lower().split("x"))
-            if w <= 0 or h <= 0:
-                raise ValueError
+            return parse_size(text)
         except ValueError:
             raise self.fail(node, key, f"must look like 768x576, got {text!r}") from None
-        return w, h
 
     def path_value(self, node: yaml.Node, key: str, value: str, kind: str) -> str:
         p = Path(value).expanduser()

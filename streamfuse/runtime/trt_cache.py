@@ -14,19 +14,12 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from streamfuse.checksum import sha256_file
+
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "fp16")
 SCHEMA = 1  # bump when the sidecar or the key's meaning changes
-
-
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def default_cache_dir() -> Path:

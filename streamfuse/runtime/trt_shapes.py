@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from streamfuse.runtime.base import BackendUnavailable
+from streamfuse.size import parse_size
 
 Size = tuple[int, int]  # (width, height)
 Dims = tuple[int, ...]  # a tensor shape; -1 marks a dynamic dim
@@ -22,17 +23,6 @@ ALIGNMENT = 256  # bytes; CUDA allocations and TensorRT I/O tensors want 256-byt
 
 class ProfileError(BackendUnavailable):
     """A frame or tensor shape outside every optimization profile of a TensorRT plan."""
-
-
-def parse_size(text: str) -> Size:
-    """Parse ``'WxH'`` into ``(W, H)``; raises ValueError with the expected format."""
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError as exc:
-        raise ValueError(f"size must look like 1280x720, got {text!r}") from exc
-    if w <= 0 or h <= 0:
-        raise ValueError(f"size must be positive, got {text!r}")
-    return w, h
 
 
 def _fmt(size: Size) -> str:
@@ -60,7 +50,7 @@ class ShapeProfile:
         parts = text.split(":")
         if len(parts) != 3:
             raise ValueError(f"profile must look like 320x240:1280x720:1920x1088 (min:opt:max), got {text!r}")
-        return cls(*(parse_size(p) for p in parts))
+        return cls(*(parse_size(p, "1280x720") for p in parts))
 
     def contains(self, width: int, height: int) -> bool:
         return self.min[0] <= width <= self.max[0] and self.min[1] <= height <= self.max[1]
