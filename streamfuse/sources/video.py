@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
@@ -40,6 +40,8 @@ class VideoInfo:
     """pts of the first decoded frame, in ``time_base``; its time is the file's start offset."""
     audio: int
     """Number of audio streams."""
+    first: np.ndarray | None = field(default=None, repr=False)
+    """The first frame, RGB."""
 
     @property
     def start_s(self) -> float:
@@ -96,6 +98,7 @@ def probe_video(path: str | Path) -> VideoInfo:
             frames=int(stream.frames or 0),
             first_pts=first.pts,
             audio=len(container.streams.audio),
+            first=first.to_ndarray(format="rgb24"),
         )
     finally:
         container.close()
