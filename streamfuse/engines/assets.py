@@ -34,9 +34,27 @@ def engines_dir() -> Path:
         return Path(__file__).resolve().parents[2] / "engines"
 
 
-@dataclass
-class EngineManifest:
-    """What an exported learned engine is: its network, its files and how it was made.
+@dataclass(kw_only=True)
+class TrainingRun:
+    """How an engine was trained: what the training loop hands the export, kept in the manifest."""
+
+    command: str = ""
+    """The command that trained and exported it."""
+    train_config: dict[str, Any] = field(default_factory=dict)
+    """Every training config value (the YAML after defaults), and ``config_file``."""
+    epochs: int = 0
+    minutes: float = 0.0
+    """Training time, summed over resumed sessions."""
+    device: str = "cpu"
+    validation: dict[str, float] = field(default_factory=dict)
+    """Validation metrics of the exported checkpoint, on the held-aside split."""
+    data: dict[str, Any] = field(default_factory=dict)
+    """The training data's manifest: sources, synthesis options, held-aside split."""
+
+
+@dataclass(kw_only=True)
+class EngineManifest(TrainingRun):
+    """What an exported learned engine is: its network, its files and how it was made (plus its TrainingRun).
 
     Written by ``streamfuse.train.export.export_engine``; read by :func:`load_engine_manifest`.
     """
@@ -57,18 +75,6 @@ class EngineManifest:
     """Settings of the classical stage the network was trained on (e.g. the ``guided`` alignment), if any."""
     options: dict[str, Any] = field(default_factory=dict)
     """Engine defaults chosen after training (e.g. ccdc's ``detail``)."""
-    data: dict[str, Any] = field(default_factory=dict)
-    """The training data's manifest: sources, synthesis options, held-aside split."""
-    command: str = ""
-    """The command that trained and exported it."""
-    train_config: dict[str, Any] = field(default_factory=dict)
-    """Every training config value (the YAML after defaults)."""
-    epochs: int = 0
-    minutes: float = 0.0
-    """Training time, summed over resumed sessions."""
-    device: str = "cpu"
-    validation: dict[str, float] = field(default_factory=dict)
-    """Validation metrics of the exported checkpoint, on the held-aside split."""
     params: int = 0
     opset: int = 0
     parity: dict[str, float] = field(default_factory=dict)

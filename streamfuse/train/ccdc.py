@@ -211,6 +211,24 @@ def ccdc_graphs(net: nn.Module, arch: dict[str, Any]) -> list[Graph]:
     ]
 
 
+def export_ccdc(
+    out_dir: str | Path, model: nn.Module, arch: dict[str, Any], run: RunRecord | None = None, **extra: Any
+) -> EngineManifest:
+    """A ccdc engine folder for ``model`` (fast: with its pinned classical stage; paper: two graphs)."""
+    fast = arch["arch"] == "fast"
+    return export_engine(
+        out_dir,
+        engine="ccdc",
+        model=model,
+        arch=arch,
+        graphs=ccdc_graphs(model, arch),
+        pad_multiple=FAST_MULTIPLE if fast else PAPER_MULTIPLE,
+        run=run,
+        classical_stage={"engine": "guided", **CLASSICAL} if fast else None,
+        **extra,
+    )
+
+
 @register_trainer("ccdc")
 class CCDCTrainer(Trainer):
     """Trains ``ccdc`` (fast) or ``ccdc-paper`` models, chosen by the config's ``model`` key."""
@@ -293,19 +311,8 @@ class CCDCTrainer(Trainer):
 
     def export(self, model: nn.Module, out_dir: Path, run: RunRecord) -> EngineManifest:
         cfg = self._cfg
-        arch = CONFIGS[cfg.model]
-        fast = arch["arch"] == "fast"
-        manifest = export_engine(
-            out_dir,
-            engine="ccdc",
-            model=model,
-            arch=arch,
-            graphs=ccdc_graphs(model, arch),
-            pad_multiple=FAST_MULTIPLE if fast else PAPER_MULTIPLE,
-            run=run,
-            classical_stage={"engine": "guided", **CLASSICAL} if fast else None,
-        )
-        if fast:
+        manifest = export_ccdc(out_dir, model, CONFIGS[cfg.model], run)
+        if manifest.classical_stage is not None:  # the fast model: pick its detail weight
             scores = select_detail(out_dir, cfg.data)
             manifest, _ = load_engine_manifest(out_dir, engine="ccdc")
             manifest.options["detail"] = float(max(scores, key=scores.get))

@@ -14,6 +14,7 @@ by more than one level (1/255).
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ import torch
 from torch import nn
 
 from streamfuse.checksum import sha256_file
-from streamfuse.engines.assets import EngineManifest
+from streamfuse.engines.assets import EngineManifest, TrainingRun
 
 OPSET = 17  # GridSample (ccdc-paper) needs >= 16
 PARITY_LEVELS = 1.0  # the gate: ORT and torch agree within one 8-bit level (1/255)
@@ -67,17 +68,7 @@ class Graph:
     """Default: axes 2 and 3 (H, W) of every 4-D tensor are dynamic, each tensor with its own names."""
 
 
-@dataclass
-class RunRecord:
-    """What the training loop knows about a run, for the manifest."""
-
-    command: str = ""
-    train_config: dict[str, Any] = field(default_factory=dict)
-    epochs: int = 0
-    minutes: float = 0.0
-    device: str = "cpu"
-    validation: dict[str, float] = field(default_factory=dict)
-    data: dict[str, Any] = field(default_factory=dict)
+RunRecord = TrainingRun  # what the loop hands a trainer's export: command, config, epochs, minutes, device, ...
 
 
 def _axes(graph: Graph, names: list[str]) -> dict[str, dict[int, str]]:
@@ -174,13 +165,7 @@ def export_engine(
         sha256={},
         classical_stage=classical_stage,
         options=dict(options or {}),
-        data=run.data,
-        command=run.command,
-        train_config=run.train_config,
-        epochs=run.epochs,
-        minutes=round(run.minutes, 2),
-        device=run.device,
-        validation=run.validation,
+        **{**dataclasses.asdict(run), "minutes": round(run.minutes, 2)},
         params=sum(p.numel() for p in model.parameters()),
         opset=OPSET,
         parity=parity,

@@ -20,10 +20,8 @@ from streamfuse.engines.base import EngineError
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnx")
 
-from streamfuse.engines.ccdc import CLASSICAL, FAST_MULTIPLE, PAPER_MULTIPLE  # noqa: E402
 from streamfuse.models.ccdc_arch import CONFIGS, FAST_IN_CHANNELS, build_model  # noqa: E402
-from streamfuse.train.ccdc import ccdc_graphs  # noqa: E402
-from streamfuse.train.export import export_engine  # noqa: E402
+from streamfuse.train.ccdc import export_ccdc  # noqa: E402
 
 
 def _model_folder(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
@@ -31,17 +29,7 @@ def _model_folder(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
     arch = CONFIGS[name]
     net = build_model(arch).eval()
     folder = tmp_path_factory.mktemp(name) / "model"
-    fast = arch["arch"] == "fast"
-    export_engine(
-        folder,
-        engine="ccdc",
-        model=net,
-        arch=arch,
-        graphs=ccdc_graphs(net, arch),
-        pad_multiple=FAST_MULTIPLE if fast else PAPER_MULTIPLE,
-        classical_stage={"engine": "guided", **CLASSICAL} if fast else None,
-        notes={"note": "random init, test only"},
-    )
+    export_ccdc(folder, net, arch, notes={"note": "random init, test only"})
     return folder
 
 
