@@ -46,8 +46,8 @@ FAIL_ONCE_ENV = "STREAMFUSE_FAULT_BATCH_FAIL_ONCE"  # fault hook for tests: job 
 class JobDefaults:
     """Settings every job gets unless it names its own."""
 
-    engine: str = "guided"
-    """Engine registry name."""
+    engine: str | None = None
+    """Engine registry name; default: the rig YAML's engine (config), else guided."""
     options: dict[str, object] = field(default_factory=dict)
     """Engine options."""
     config: str | None = field(default=None, metadata={"path": "file"})
@@ -107,7 +107,7 @@ class Job:
     output: str
     color: str | None
     ref: str | None
-    engine: str
+    engine: str | None
     options: dict[str, Any]
     config: str | None
     cpus: float
@@ -169,25 +169,24 @@ Runner = Callable[[Job], dict]
 
 
 def transcode_job(job: Job) -> dict:
-    """The default runner: one single-job transcode of ``job`` (what `streamfuse transcode` does for one pair)."""
-    from streamfuse.config import config_from_dict
-    from streamfuse.nodes.launcher import run_pipeline
+    """The default runner: the single-job `streamfuse transcode` of one pair (same checks, nodes and summary)."""
+    from streamfuse.transcode import TranscodeJob, run_transcode
 
-    if job.ref is not None:
-        raise ConfigError(f"job {job.name}: reference-image jobs need `streamfuse transcode` (not installed here)")
-    rig = {
-        "name": f"batch-{job.name}",
-        "mode": "offline",
-        "cameras": {
-            "mono": {"role": "mono", "source": "file", "path": job.mono},
-            "color": {"role": "color", "source": "file", "path": job.color},
-        },
-        "engine": {"name": job.engine, "options": job.options},
-        "outputs": [{"path": job.output}],
-    }
-    summary = run_pipeline(config_from_dict(rig), None)
-    if any(code != 0 for code in summary["exit_codes"].values()):
-        raise RuntimeError(f"job {job.name}: nodes failed: {summary['exit_codes']}")
+    single = TranscodeJob(
+        mono=job.mono,
+        output=job.output,
+        color=job.color,
+        ref=job.ref,
+        engine=job.engine,
+        options=dict(job.options),
+        config=job.config,
+    )
+    summary = run_transcode(single, progress=None)
+    if summary["exit_code"] != 0:
+        raise RuntimeError(
+            f"job {job.name}: transcode {summary['status']} ({summary['frames_out']} of {summary['frames_in']} "
+            f"frames; stopped by {summary['stopped_by']}; failed nodes {summary['failed_nodes'] or 'none'})"
+        )
     return summary
 
 

@@ -136,11 +136,11 @@ def _add_transcode(sub: argparse._SubParsersAction) -> None:
         "with the mono file's timestamps, start offset, frame rate and audio. Exit status: 0 done, 1 failed, "
         "130 interrupted (the file written so far is playable).",
     )
-    p.add_argument("--mono", required=True, help="mono (or NIR) video; its timing and audio are kept")
-    colour = p.add_mutually_exclusive_group(required=True)
+    p.add_argument("--mono", help="mono (or NIR) video; its timing and audio are kept (required without --batch)")
+    colour = p.add_mutually_exclusive_group()
     colour.add_argument("--color", help="colour video, folder of colour images (one per mono frame) or one image")
     colour.add_argument("--ref", help="one colour reference image for every frame (or a folder of images)")
-    p.add_argument("-o", "--output", required=True, help="output video (.mp4 or .mkv)")
+    p.add_argument("-o", "--output", help="output video (.mp4 or .mkv) (required without --batch)")
     p.add_argument("--engine", help="engine registry name (default: the config's, else guided)")
     p.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE", help="engine option (repeatable)")
     p.add_argument("--config", help="rig YAML whose sync, engine, encoder and limit settings to use")
@@ -152,12 +152,37 @@ def _add_transcode(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--json", help="also write the summary to this JSON file")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--batch",
+        metavar="JOBS.yaml",
+        help="run many mono/colour pairs from a jobs file (skips finished ones; writes an outputs manifest)",
+    )
+    p.add_argument(
+        "--cluster",
+        metavar="auto|local|ADDRESS",
+        help="with --batch: run the jobs as Ray tasks (auto: the running cluster; local: a private Ray instance "
+        "here; or a ray:// address); needs the [cluster] extra. Without it the jobs run here one after another",
+    )
     p.set_defaults(func=_cmd_transcode)
 
 
 def _cmd_transcode(args: argparse.Namespace) -> int:
     from streamfuse import transcode
 
+    if args.batch:
+        from streamfuse.batch import format_result, run_batch
+
+        result = run_batch(args.batch, cluster=args.cluster)
+        print(format_result(result))
+        return 0 if result.ok else 1
+    if args.cluster:
+        raise UserError("--cluster needs --batch JOBS.yaml")
+    given = (("--mono", args.mono), ("--color or --ref", args.color or args.ref), ("-o", args.output))
+    missing = [flag for flag, value in given if not value]
+    if missing:
+        raise UserError(
+            f"transcode needs --mono, --color or --ref, and -o (or --batch JOBS.yaml); missing: {', '.join(missing)}"
+        )
     args.options = _engine_options(args.opt)
     return transcode.main(args)
 

@@ -111,3 +111,16 @@ def test_cluster_without_ray_is_a_clear_error(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setitem(sys.modules, "ray", None)  # as if the [cluster] extra were not installed
     with pytest.raises(ConfigError, match=r"streamfuse\[cluster\]"):
         run_batch(make_batch(tmp_path, JOBS), cluster="auto", runner=FakeRunner())
+
+
+def test_command_reports_a_failed_job_and_exits_1(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path = make_batch(tmp_path, "retries: 0\njobs:\n  - {name: junk, mono: m.mp4, color: c.mp4, output: out/j.mp4}\n")
+    cmd = [sys.executable, "-m", "streamfuse", "transcode", "--batch", str(path)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert "0 done, 0 skipped (finished before), 1 failed" in proc.stdout and "FAILED junk" in proc.stdout
+    assert "m.mp4" in proc.stdout  # the transcode's own error names the bad file
+    assert json.loads((tmp_path / "batch-manifest.json").read_text())["jobs"]["junk"]["status"] == "failed"
