@@ -49,3 +49,40 @@ def test_trains_validates_and_exports_an_engine(tiny: None, tmp_path: Path) -> N
     eng = load_engine("duallens", model=str(folder), threads=1)
     scene = textured_scene(48, 80, seed=9)
     assert eng.colorize(scene[:, 8:72, 0], eng.prepare_reference(scene[:, :64])).shape == (48, 64, 3)
+
+
+def test_cli_stops_at_the_time_budget_then_resumes_and_exports(
+    tiny: None, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from streamfuse.cli import main
+
+    config = tmp_path / "t.yaml"
+    config.write_text(
+        f"model: duallens-test\nout: {tmp_path / 'run'}\nsize: 64x48\nbatch: 2\nepochs: 1\n"
+        "steps_per_epoch: 2\ntrain_disp: 8\nval_batches: 1\n"
+    )
+    args = ["train", "duallens", "--config", str(config), "--device", "cpu", "--no-progress"]
+    assert main([*args, "--max-minutes", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "stopped at the time budget after 0 epochs (0 steps" in out and "--resume" in out
+    assert main([*args, "--resume", "--export", str(tmp_path / "engine")]) == 0
+    out = capsys.readouterr().out
+    assert "trained 1 epochs (2 steps" in out and f"exported {tmp_path / 'engine'}" in out
+    manifest, _ = load_engine_manifest(tmp_path / "engine", engine="duallens")
+    assert manifest.command == f"streamfuse train duallens --config {config} --export {tmp_path / 'engine'}"
+    assert manifest.train_config["config_file"] == str(config)
+
+
+def test_train_help_lists_every_learned_engine_and_bad_configs_are_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from streamfuse.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    help_text = capsys.readouterr().out
+    assert "ccdc" in help_text and "duallens" in help_text and "--max-minutes" in help_text
+    (tmp_path / "bad.yaml").write_text("modle: duallens\n")
+    assert main(["train", "duallens", "--config", str(tmp_path / "bad.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "unknown key(s) modle" in err and "Traceback" not in err and err.count("\n") == 1
