@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from streamfuse.data.benchmark import OPENCV_DATA
 from streamfuse.errors import SourceError
 
-DEFAULT_DATA = Path("/usr/share/doc/opencv-doc/examples/data")
+DEFAULT_DATA = OPENCV_DATA  # the benchmark's home, named once in streamfuse.data.benchmark
 
 VIDEOS: tuple[str, ...] = ("vtest.avi", "Megamind.avi", "tree.avi")
 # Stereo/flow pairs of the dual-lens protocol: dataset name -> (mono/left image, colour/right image).

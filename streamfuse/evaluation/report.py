@@ -6,6 +6,7 @@ import json
 import math
 import platform
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +50,29 @@ def _fmt(value: float | None, digits: int) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
 
+def _engine_table(
+    summary: list[dict],
+    row_key: Callable[[dict], tuple],
+    head: list[str],
+    metric_heads: list[str],
+    metric_cells: Callable[[dict], list[str]],
+) -> str:
+    """A markdown table: one row per ``row_key`` (its cells, then n), one column group per engine."""
+    engines = list(dict.fromkeys(r["engine"] for r in summary))
+    rows: dict[tuple, dict[str, dict]] = defaultdict(dict)
+    for r in summary:
+        rows[row_key(r)][r["engine"]] = r
+    cols = head + [f"{e} {m}" for e in engines for m in metric_heads]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for key, by_engine in rows.items():
+        cells = [*key, str(max(r["n"] for r in by_engine.values()))]
+        for e in engines:
+            r = by_engine.get(e)
+            cells += ["—"] * len(metric_heads) if r is None else metric_cells(r)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def markdown_table(summary: list[dict]) -> str:
     """One row per dataset × setting, one column group per engine: chroma PSNR, RGB PSNR, SSIM, ms.
 
@@ -58,48 +82,24 @@ def markdown_table(summary: list[dict]) -> str:
     if stream:
         rest = [r for r in summary if r["protocol"] != "stream"]
         return (markdown_table(rest) + "\n" if rest else "") + stream_table(stream)
-    engines = list(dict.fromkeys(r["engine"] for r in summary))
-    settings: dict[tuple, dict[str, dict]] = defaultdict(dict)
-    for r in summary:
-        settings[(r["protocol"], r["dataset"], r["scale"], r["target"])][r["engine"]] = r
-    head = ["protocol", "dataset", "scale", "target", "n"]
-    for e in engines:
-        head += [f"{e} CbCr dB", f"{e} RGB dB", f"{e} SSIM", f"{e} ms"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for (protocol, dataset, scale, target), by_engine in settings.items():
-        n = max(r["n"] for r in by_engine.values())
-        cells = [protocol, dataset, f"x{scale}", target, str(n)]
-        for e in engines:
-            r = by_engine.get(e)
-            if r is None:
-                cells += ["—"] * 4
-            else:
-                cells += [_fmt(r["psnr_cbcr"], 2), _fmt(r["psnr_rgb"], 2), _fmt(r["ssim"], 4), _fmt(r["ms"], 1)]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    return _engine_table(
+        summary,
+        lambda r: (r["protocol"], r["dataset"], f"x{r['scale']}", r["target"]),
+        ["protocol", "dataset", "scale", "target", "n"],
+        ["CbCr dB", "RGB dB", "SSIM", "ms"],
+        lambda r: [_fmt(r["psnr_cbcr"], 2), _fmt(r["psnr_rgb"], 2), _fmt(r["ssim"], 4), _fmt(r["ms"], 1)],
+    )
 
 
 def stream_table(summary: list[dict]) -> str:
     """The stream protocol's table: per dataset (and pooled) × setting, each engine's all/far chroma PSNR and tCE."""
-    engines = list(dict.fromkeys(r["engine"] for r in summary))
-    settings: dict[tuple, dict[str, dict]] = defaultdict(dict)
-    for r in summary:
-        settings[(r["dataset"], r["scale"], r["target"])][r["engine"]] = r
-    head = ["stream dataset", "s", "K", "clips"]
-    for e in engines:
-        head += [f"{e} all dB", f"{e} far dB", f"{e} tCE", f"{e} ms"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for (dataset, scale, target), by_engine in settings.items():
-        n = max(r["n"] for r in by_engine.values())
-        cells = [f"**{dataset}**" if dataset == POOLED else dataset, f"x{scale}", target.removeprefix("K"), str(n)]
-        for e in engines:
-            r = by_engine.get(e)
-            if r is None:
-                cells += ["—"] * 4
-            else:
-                cells += [_fmt(r["psnr_cbcr"], 2), _fmt(r["psnr_cbcr_far"], 2), _fmt(r["tce"], 2), _fmt(r["ms"], 1)]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    return _engine_table(
+        summary,
+        lambda r: (f"**{POOLED}**" if r["dataset"] == POOLED else r["dataset"], f"x{r['scale']}", r["target"][1:]),
+        ["stream dataset", "s", "K", "clips"],
+        ["all dB", "far dB", "tCE", "ms"],
+        lambda r: [_fmt(r["psnr_cbcr"], 2), _fmt(r["psnr_cbcr_far"], 2), _fmt(r["tce"], 2), _fmt(r["ms"], 1)],
+    )
 
 
 def _finite(value):
