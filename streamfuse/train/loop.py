@@ -191,10 +191,10 @@ def fit(
             ck.step += 1
             value = float(loss.detach())
             ck.epoch_loss = (ck.epoch_loss[0] + value, ck.epoch_loss[1] + 1)
-            bar.update(1)
-            bar.set_description(f"{cls.name} epoch {(ck.step - 1) // cfg.steps_per_epoch + 1}/{cfg.epochs}")
+            bar.set_description(f"{cls.name} epoch {(ck.step - 1) // cfg.steps_per_epoch + 1}/{cfg.epochs}", False)
             if ck.step % 10 == 0:
                 bar.set_postfix(loss=f"{value:.5f}", refresh=False)
+            bar.update(1)  # redraws at most every mininterval (30 s in a log file)
             if ck.step % cfg.steps_per_epoch == 0:
                 mean_loss = ck.epoch_loss[0] / max(1, ck.epoch_loss[1])
                 ck.epoch_loss = (0.0, 0)
