@@ -13,7 +13,8 @@ def open_source(cfg: RigConfig, camera: str, limit: int | None = None) -> Source
         from streamfuse.sources.synthetic import SyntheticCamera
 
         mono_fps = cfg.cameras[cfg.mono_camera].fps
-        return SyntheticCamera(cfg.synthetic, cam.role, mono_fps, limit)
+        index = list(cfg.cameras).index(camera) if len(cfg.mono_cameras) > 1 else 0  # arrays: own noise per camera
+        return SyntheticCamera(cfg.synthetic, cam.role, mono_fps, limit, cam.view_shift, index)
     if cam.source == "file":
         from streamfuse.sources.file import FileCamera
 

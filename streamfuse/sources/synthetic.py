@@ -23,14 +23,24 @@ from streamfuse.sources.video import fit_frame, read_rgb_frames
 class SyntheticCamera(Source):
     """One camera (``role`` mono or color) of the synthetic rig at ``fps`` mono frames per second."""
 
-    def __init__(self, cfg: SyntheticConfig, role: str, fps: float, limit: int | None = None) -> None:
+    def __init__(
+        self,
+        cfg: SyntheticConfig,
+        role: str,
+        fps: float,
+        limit: int | None = None,
+        view_shift: tuple[float, float] = (0.0, 0.0),
+        index: int = 0,
+    ) -> None:
         if role not in ("mono", "color", "nir"):
             raise ValueError(f"synthetic rig has no camera role {role!r}")
         self.cfg = cfg
         self.role = role
         self.fps = fps
         self.limit = limit  # number of mono frames to cover (None: the whole source)
-        self._rng = np.random.default_rng([cfg.seed, 0 if role == "mono" else 1])
+        # an array camera sees the scene from its own place (its truth moves with it) and has its own noise
+        self._view = translation(*view_shift) if any(view_shift) else None
+        self._rng = np.random.default_rng([cfg.seed, 0 if role == "mono" else 1, *([index] if index else [])])
 
     def _scene(self) -> Iterator[np.ndarray]:
         """Source frames fitted to the rig size, looping when configured."""
@@ -38,7 +48,8 @@ class SyntheticCamera(Source):
             yielded = False
             for _ts, rgb in read_rgb_frames(self.cfg.video, self.fps):
                 yielded = True
-                yield fit_frame(rgb, self.cfg.size)
+                frame = fit_frame(rgb, self.cfg.size)
+                yield frame if self._view is None else warp_homography(frame, self._view)
             if not self.cfg.loop or not yielded:
                 return
 
