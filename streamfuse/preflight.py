@@ -63,6 +63,8 @@ def check_engine(cfg: RigConfig) -> None:
 def camera_frame(cfg: RigConfig, name: str) -> Frame | None:
     """Open a file camera's source and read its first frame; None for cameras that are not files."""
     cam = cfg.cameras[name]
+    if cam.source == "synthetic" and cfg.synthetic is not None:
+        return _synthetic_frame(cfg, name, cam)
     if cam.source != "file" or cam.path is None:
         return None
     key = f"cameras.{name}.path"
@@ -82,6 +84,26 @@ def camera_frame(cfg: RigConfig, name: str) -> Frame | None:
         raise key_error(cfg, key, f"{path} is greyscale ({frame.pix_fmt}); the colour camera needs a colour source")
     if cam.size:
         frame.size = cam.size
+    if cam.calibration:
+        frame.size = _calibrated_size(cfg, name, cam, frame.size)
+    return frame
+
+
+def _synthetic_frame(cfg: RigConfig, name: str, cam: CameraConfig) -> Frame:
+    """The synthetic rig's frame size for one of its cameras (the scene size, the colour camera s× coarser)."""
+    from streamfuse.data.degrade import reference_size
+
+    syn = cfg.synthetic
+    size = syn.size
+    if size is None:
+        try:
+            _ts, rgb = next(iter(read_rgb_frames(syn.video)))
+        except (SourceError, StopIteration) as exc:
+            raise key_error(cfg, "synthetic.video", str(exc) or f"{syn.video} has no frames") from None
+        size = (rgb.shape[1] // 8 * 8, rgb.shape[0] // 8 * 8)
+    if cam.role != "mono":
+        size = reference_size(size[0], size[1], syn.scale)
+    frame = Frame(tuple(size), "rgb24")
     if cam.calibration:
         frame.size = _calibrated_size(cfg, name, cam, frame.size)
     return frame
@@ -141,17 +163,19 @@ def check_sources(cfg: RigConfig) -> None:
 
 
 def scene_correlation(mono_luma: np.ndarray, colour_rgb: np.ndarray) -> float:
-    """Luma correlation of a mono frame and a colour frame after DIS alignment (the ``guided`` alignment stage)."""
-    from streamfuse.engines.guided import GuidedEngine
+    """Luma correlation of a mono frame and a colour frame after a global (shift) alignment, at the colour size.
 
-    engine = GuidedEngine()
-    state = engine.prepare_reference(colour_rgb)
-    aligned = engine.align(mono_luma, state)
-    a = aligned["guide"].astype(np.float64).ravel()
-    b = aligned["warped"][..., 0].astype(np.float64).ravel()
-    if a.std() < 1e-6 or b.std() < 1e-6:
-        return 1.0  # a flat frame says nothing about the scene
-    return float(np.corrcoef(a, b)[0, 1])
+    A global shift, not dense flow: dense flow can warp any picture onto any other, so it would hide a mismatch.
+    """
+    h, w = colour_rgb.shape[:2]
+    mono = cv2.resize(mono_luma, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32)
+    colour = luma(colour_rgb).astype(np.float32)
+    if min(h, w) < 8 or mono.std() < 1.0 or colour.std() < 1.0:
+        return 1.0  # a flat or tiny frame says nothing about the scene
+    window = cv2.createHanningWindow((w, h), cv2.CV_32F)
+    (dx, dy), _ = cv2.phaseCorrelate(mono.copy(), colour.copy(), window)  # it windows its inputs in place
+    shifted = cv2.warpAffine(colour, np.float32([[1, 0, -dx], [0, 1, -dy]]), (w, h), borderMode=cv2.BORDER_REFLECT)
+    return float(np.corrcoef(mono.ravel(), shifted.ravel())[0, 1])
 
 
 def warn_if_different_scenes(mono_rgb_or_luma: np.ndarray, colour_rgb: np.ndarray, what: str) -> float | None:
