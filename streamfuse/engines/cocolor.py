@@ -39,7 +39,7 @@ ALIGN_RADIUS = 6  # wide fit that makes the translated luma used for alignment
 ALIGN_ITERS = 50
 REF_CHANNELS = 11  # g, g_std, ref Y/Cb/Cr, fit a(3), fit b(3)
 PRIOR_CHANNELS = 2  # g, g_std
-MULTIPLE = 8  # the fast networks downsample 3 times
+MULTIPLE = 16  # the fast networks downsample up to 4 times
 PRIOR_MAX_SIDE = 256  # the prior network runs at most at this long side (its output is smooth coefficients)
 
 

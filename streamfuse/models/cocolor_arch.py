@@ -81,10 +81,10 @@ class PatchDiscriminator(nn.Module):
 class CoColorFast(nn.Module):
     """Fast config: ``ref`` (coefficient correction, zero-initialised output) and ``prior`` U-Nets."""
 
-    def __init__(self, width: int = 24, levels: int = 3, prior_width: int = 24) -> None:
+    def __init__(self, width: int = 16, levels: int = 3, prior_width: int = 24, prior_levels: int = 4) -> None:
         super().__init__()
         self.ref = UNet(FAST_REF_IN, COEFFS, width, levels)
-        self.prior = UNet(FAST_PRIOR_IN, COEFFS, prior_width, levels)
+        self.prior = UNet(FAST_PRIOR_IN, COEFFS, prior_width, prior_levels)
         nn.init.zeros_(self.ref.out.weight)
         nn.init.zeros_(self.ref.out.bias)
 
@@ -120,7 +120,7 @@ class _Graph(nn.Module):
 
 
 CONFIGS: dict[str, dict[str, Any]] = {
-    "cocolor": {"arch": "fast", "width": 16, "levels": 3, "prior_width": 16},
+    "cocolor": {"arch": "fast", "width": 16, "levels": 3, "prior_width": 24, "prior_levels": 4},
     "cocolor-paper": {"arch": "paper", "width": 16, "levels": 4, "disc_width": 16, "work_side": 512, "multiple": 16},
 }
 
@@ -133,7 +133,7 @@ def build_model(config: dict[str, Any] | str) -> nn.Module:
     """
     cfg = CONFIGS[config] if isinstance(config, str) else dict(config)
     if cfg.get("arch") == "fast":
-        return CoColorFast(cfg.get("width", 24), cfg.get("levels", 3), cfg.get("prior_width", 24))
+        return CoColorFast(cfg["width"], cfg["levels"], cfg["prior_width"], cfg["prior_levels"])
     if cfg.get("arch") == "paper":
         return CoColorPaper(cfg.get("width", 16), cfg.get("levels", 4), cfg.get("disc_width", 16))
     raise ValueError(f"unknown CoColor config {config!r}; use one of {', '.join(CONFIGS)}")

@@ -17,13 +17,15 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
 
 from streamfuse.color import to_u8
 from streamfuse.config.schema import SyntheticConfig
-from streamfuse.sources.base import CapturedFrame, Source
+from streamfuse.sources.base import CapturedFrame
+from streamfuse.sources.synthetic import SyntheticCamera
 
 
 @dataclass(frozen=True)
@@ -81,25 +83,23 @@ def random_params(rng: np.random.Generator) -> NirParams:
     )
 
 
-class SyntheticNirCamera(Source):
+class SyntheticNirCamera(SyntheticCamera):
     """The NIR camera of the synthetic rig: the mono camera's scene through the spectral model (GRAY8 frames).
 
-    Same timing, size and ground truth as the synthetic mono camera, so a rig of this camera plus the synthetic
-    colour camera is the "NIR HR + colour LR" shape, and this camera alone is the "NIR at night" shape.
+    Same timing, size, view and ground truth as the synthetic mono camera, so this camera plus the synthetic colour
+    camera is the "NIR HR + colour LR" rig, and this camera alone is the "NIR at night" rig.
     """
 
     kind = "nir"
 
-    def __init__(self, cfg: SyntheticConfig, fps: float, limit: int | None = None, params: NirParams | None = None):
-        from streamfuse.sources.synthetic import SyntheticCamera
-
-        self._scene_camera = SyntheticCamera(cfg, "nir", fps, limit)
-        self.cfg, self.fps, self.limit = cfg, fps, limit
+    def __init__(
+        self, cfg: SyntheticConfig, fps: float, limit: int | None = None, params: NirParams | None = None, **view: Any
+    ) -> None:
+        super().__init__(cfg, "nir", fps, limit, **view)
         self.params = params or NirParams()
-        self._rng = np.random.default_rng([cfg.seed, 2])
 
     def frames(self) -> Iterator[CapturedFrame]:
         period = 1e9 / self.fps
-        for i, truth in enumerate(itertools.islice(self._scene_camera._scene(), self.limit)):
+        for i, truth in enumerate(itertools.islice(self._scene(), self.limit)):
             image = simulate_nir(truth, self.params, self._rng)
             yield CapturedFrame(round(i * period), image, truth if self.cfg.truth else None)

@@ -6,8 +6,8 @@ allowed package stills (``streamfuse.data.nir``); validation on the held-aside c
 ``cocolor``: every training pair is prepared a few times with a random small homography between the NIR and
 the colour camera (the protocol's parallax), a random NIR gain/gamma (other NIR sensors), the cross-spectral
 alignment and the local fit of ``engines/cocolor.py`` — the exact inference path — at the reference
-resolution (x4). A batch is random crops (flips) of these; the loss is Charbonnier on RGB at full
-resolution after applying the predicted coefficients, for the reference network and the prior network.
+resolution (x4). A batch is random crops (flips) of these; the loss is MSE on RGB at full resolution after
+applying the predicted coefficients, for the reference network and (on larger crops) the prior network.
 
 ``cocolor-paper``: the paper's progressive and cooperative recipe on one optimizer. The phase follows the step
 (``phase1`` steps of domain translation, ``phase2`` of parallel colorization, then the joint fine-tune):
@@ -66,10 +66,6 @@ def ycc_to_rgb_t(ycc: torch.Tensor) -> torch.Tensor:
     return torch.einsum("ij,njhw->nihw", m[:, :1], y) + torch.einsum("ij,njhw->nihw", m[:, 1:], c)
 
 
-def charbonnier(x: torch.Tensor, y: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
-    return torch.sqrt((x - y) ** 2 + eps * eps).mean()
-
-
 def pool_psnr(records: list[dict], key: str = "psnr_rgb") -> float:
     return float(np.mean([r[key] for r in records])) if records else 0.0
 
@@ -91,11 +87,13 @@ class CoColorConfig(TrainConfig):
     amplitude: float = 0.012
     """Largest corner shift of the training homographies (fraction of the image size)."""
     crop: int = 48
-    """Crop side at the reference resolution (x4 at full resolution)."""
+    """Reference network: crop side at the reference resolution (x4 at full resolution)."""
+    prior_crop: int = 96
+    """Prior network: crop side (larger: the prior needs scene context)."""
+    prior_batch: int = 4
     limit: int = 0
     """Pairs per category (0 = all; tests use a few)."""
     val_limit: int = 0
-    prior_weight: float = 1.0
 
 
 def prepare_sample(nir: np.ndarray, rgb: np.ndarray, rng: np.random.Generator, amplitude: float) -> dict:
@@ -160,29 +158,31 @@ class CoColorTrainer(Trainer):
                 samples.append(_lean(prepare_sample(p.nir, p.rgb, rng, rng.uniform(0, cfg.amplitude))))
         return samples
 
-    def batch(self, data: list[dict], cfg: CoColorConfig, rng: np.random.Generator) -> tuple[torch.Tensor, ...]:
-        c = cfg.crop
-        refs, priors, nirs, truths = [], [], [], []
-        while len(refs) < cfg.batch:
+    def _crops(self, data: list[dict], key: str, c: int, n: int, rng: np.random.Generator) -> list[np.ndarray]:
+        """``n`` random crops (side ``c`` at the reference resolution, flipped half the time) of one network's
+        input, with the full-resolution NIR and truth under them."""
+        feats, nirs, truths = [], [], []
+        while len(feats) < n:
             s = data[int(rng.integers(len(data)))]
-            h, w = s["ref"].shape[1:]
+            h, w = s[key].shape[1:]
             if h < c or w < c:
                 continue
             y, x = int(rng.integers(0, h - c + 1)), int(rng.integers(0, w - c + 1))
-            ref = s["ref"][:, y : y + c, x : x + c].astype(np.float32)
-            pri = s["prior"][:, y : y + c, x : x + c].astype(np.float32)
-            n = s["nir"][y * SCALE : (y + c) * SCALE, x * SCALE : (x + c) * SCALE].astype(np.float32)[None] / 255.0
-            t = s["truth"][y * SCALE : (y + c) * SCALE, x * SCALE : (x + c) * SCALE].astype(np.float32)
-            t = t.transpose(2, 0, 1)
+            f = s[key][:, y : y + c, x : x + c].astype(np.float32)
+            hr = (slice(y * SCALE, (y + c) * SCALE), slice(x * SCALE, (x + c) * SCALE))
+            nir = s["nir"][hr].astype(np.float32)[None] / 255.0
+            t = s["truth"][hr].astype(np.float32).transpose(2, 0, 1)
             if rng.random() < 0.5:
-                ref, pri, n, t = ref[..., ::-1], pri[..., ::-1], n[..., ::-1], t[..., ::-1]
-            refs.append(ref)
-            priors.append(pri)
-            nirs.append(n)
+                f, nir, t = f[..., ::-1], nir[..., ::-1], t[..., ::-1]
+            feats.append(f)
+            nirs.append(nir)
             truths.append(t)
-        return tuple(
-            torch.from_numpy(np.ascontiguousarray(np.stack(a))).to(self.device) for a in (refs, priors, nirs, truths)
-        )
+        return [np.ascontiguousarray(np.stack(a)) for a in (feats, nirs, truths)]
+
+    def batch(self, data: list[dict], cfg: CoColorConfig, rng: np.random.Generator) -> tuple[torch.Tensor, ...]:
+        arrays = self._crops(data, "ref", cfg.crop, cfg.batch, rng)
+        arrays += self._crops(data, "prior", cfg.prior_crop, cfg.prior_batch, rng)
+        return tuple(torch.from_numpy(a).to(self.device) for a in arrays)
 
     @staticmethod
     def render(coeffs: torch.Tensor, nir: torch.Tensor, base: torch.Tensor | None) -> torch.Tensor:
@@ -198,11 +198,11 @@ class CoColorTrainer(Trainer):
         return ycc_to_rgb_t(a * nir + b)
 
     def loss(self, model: torch.nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
-        ref, pri, nir, truth = batch
-        out_ref = self.render(model.ref(ref), nir, ref)
-        out_pri = self.render(model.prior(pri), nir, None)
-        t = truth / 255.0
-        return charbonnier(out_ref / 255.0, t) + 1.0 * charbonnier(out_pri / 255.0, t)
+        """MSE on RGB (the protocol scores PSNR; for the ambiguous prior the mean is also the PSNR-best guess)."""
+        ref, nir_r, truth_r, pri, nir_p, truth_p = batch
+        out_ref = self.render(model.ref(ref), nir_r, ref)
+        out_pri = self.render(model.prior(pri), nir_p, None)
+        return F.mse_loss(out_ref / 255.0, truth_r / 255.0) + F.mse_loss(out_pri / 255.0, truth_p / 255.0)
 
     def validate(self, model: torch.nn.Module, data: list[dict]) -> dict[str, float]:
         ref_rec, pri_rec = [], []

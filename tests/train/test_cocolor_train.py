@@ -38,17 +38,18 @@ def test_splits_hold_whole_categories_aside(folder):
 
 def test_batches_have_the_protocol_shapes(folder):
     trainer = CoColorTrainer()
-    cfg = CoColorConfig(data=str(folder), variants=1, synthetic=False, crop=16, batch=3)
+    cfg = CoColorConfig(data=str(folder), variants=1, synthetic=False, crop=16, batch=3, prior_crop=32, prior_batch=2)
     data = trainer.make_data(cfg, "train")
-    ref, prior, nir, truth = trainer.batch(data, cfg, np.random.default_rng(0))
-    assert ref.shape == (3, 11, 16, 16) and prior.shape == (3, 2, 16, 16)
-    assert nir.shape == (3, 1, 64, 64) and truth.shape == (3, 3, 64, 64)
+    ref, nir_r, truth_r, prior, nir_p, truth_p = trainer.batch(data, cfg, np.random.default_rng(0))
+    assert ref.shape == (3, 11, 16, 16) and prior.shape == (2, 2, 32, 32)
+    assert nir_r.shape == (3, 1, 64, 64) and truth_r.shape == (3, 3, 64, 64)
+    assert nir_p.shape == (2, 1, 128, 128) and truth_p.shape == (2, 3, 128, 128)
 
 
 def test_fast_trainer_fits_exports_and_loads(folder, tmp_path):
     cfg = CoColorConfig(
         out=str(tmp_path / "run"), data=str(folder), variants=1, synthetic=False, crop=16, batch=2,
-        epochs=1, steps_per_epoch=3,
+        prior_crop=32, prior_batch=1, epochs=1, steps_per_epoch=3,
     )  # fmt: skip
     summary = fit("cocolor", cfg, device="cpu", export=tmp_path / "engine", progress=False)
     assert summary.status == "done" and summary.step == 3
