@@ -24,6 +24,7 @@ import numpy as np
 
 from streamfuse.color import luma
 from streamfuse.config.loader import key_error, register_prelaunch_check
+from streamfuse.config.presets import demo_video
 from streamfuse.config.schema import CameraConfig, RigConfig
 from streamfuse.engines import EngineError, available_engines, load_engine
 from streamfuse.errors import ConfigError, SourceError
@@ -97,7 +98,7 @@ def _synthetic_frame(cfg: RigConfig, name: str, cam: CameraConfig) -> Frame:
     size = syn.size
     if size is None:
         try:
-            _ts, rgb = next(iter(read_rgb_frames(syn.video)))
+            _ts, rgb = next(iter(read_rgb_frames(syn.video or demo_video())))
         except (SourceError, StopIteration) as exc:
             raise key_error(cfg, "synthetic.video", str(exc) or f"{syn.video} has no frames") from None
         size = (rgb.shape[1] // 8 * 8, rgb.shape[0] // 8 * 8)

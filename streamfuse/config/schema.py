@@ -40,8 +40,8 @@ class ParallaxConfig:
 class SyntheticConfig:
     """The built-in synthetic rig: turns a colour video (or image folder) into mono-HR + colour-LR streams."""
 
-    video: str = field(metadata={"path": "any"})
-    """Colour video file or folder of images; the ground truth."""
+    video: str | None = field(default=None, metadata={"path": "any"})
+    """Colour video file or folder of images; the ground truth. Default: the clip shipped with the package."""
     size: Size | None = None
     """Resize the source to this mono size (WxH); default: the source size cropped to multiples of 8."""
     scale: float = 4.0

@@ -16,6 +16,7 @@ import numpy as np
 from streamfuse.color import luma
 from streamfuse.config.schema import SyntheticConfig
 from streamfuse.data.degrade import downsample, sensor_noise, translation, warp_homography
+from streamfuse.config.presets import demo_video
 from streamfuse.sources.base import CapturedFrame, Source
 from streamfuse.sources.video import fit_frame, read_rgb_frames
 
@@ -46,7 +47,7 @@ class SyntheticCamera(Source):
         """Source frames fitted to the rig size, looping when configured."""
         while True:
             yielded = False
-            for _ts, rgb in read_rgb_frames(self.cfg.video, self.fps):
+            for _ts, rgb in read_rgb_frames(self.cfg.video or demo_video(), self.fps):
                 yielded = True
                 frame = fit_frame(rgb, self.cfg.size)
                 yield frame if self._view is None else warp_homography(frame, self._view)
