@@ -102,7 +102,7 @@ def _synthetic_frame(cfg: RigConfig, name: str, cam: CameraConfig) -> Frame:
         except (SourceError, StopIteration) as exc:
             raise key_error(cfg, "synthetic.video", str(exc) or f"{syn.video} has no frames") from None
         size = (rgb.shape[1] // 8 * 8, rgb.shape[0] // 8 * 8)
-    if cam.role != "mono":
+    if cam.role == "color":
         size = reference_size(size[0], size[1], syn.scale)
     frame = Frame(tuple(size), "rgb24")
     if cam.calibration:
@@ -132,6 +132,8 @@ def check_sources(cfg: RigConfig) -> None:
     """Every file source opens; sizes, calibration and the scale gap fit; scene mismatches are warned about."""
     frames = {name: camera_frame(cfg, name) for name in cfg.cameras}
     mono = frames.get(cfg.mono_camera)
+    if not cfg.color_cameras:  # an NIR camera alone: nothing to compare it with
+        return
     colour_name = cfg.color_cameras[0]
     colour = frames.get(colour_name)
     if mono is None or colour is None:
@@ -229,10 +231,31 @@ def _encoder_exists(name: str) -> bool:
         return False
 
 
+def check_nir_engine(cfg: RigConfig) -> None:
+    """An NIR camera needs an engine that takes NIR frames (and, with no colour camera, one with a learned prior);
+    any other engine is refused here, before anything starts, with the config line."""
+    if not cfg.nir_cameras:
+        return
+    name = cfg.engine.name
+    engine = load_engine(name, **cfg.engine.options)
+    nir = cfg.nir_cameras[0]
+    if not getattr(engine, "accepts_nir", False):
+        nir_engines = [e for e in available_engines() if e.startswith("cocolor")]
+        raise key_error(
+            cfg,
+            "engine.name",
+            f"is {name!r}, which cannot take NIR frames (camera {nir!r} has role: nir); "
+            f"use an NIR engine: {', '.join(nir_engines)}",
+        )
+    if not cfg.color_cameras and not getattr(engine, "has_prior", False):
+        raise key_error(cfg, "engine.name", f"is {name!r}, which needs a colour camera; use cocolor for NIR alone")
+
+
 def check_all(cfg: RigConfig) -> None:
     """Every check of this module, in the order a user would fix them."""
     check_outputs(cfg)
     check_engine(cfg)
+    check_nir_engine(cfg)
     check_sources(cfg)
 
 

@@ -132,7 +132,7 @@ class _Progress:
 
     def _done(self) -> int:
         child = self.launcher.children.get("encode")
-        return int(child.stats.get("frames", 0)) if child is not None else 0
+        return child.stats.frames if child is not None else 0
 
     def _loop(self) -> None:
         from tqdm import tqdm

@@ -228,11 +228,11 @@ def _join(key: str, name: str) -> str:
 
 def check_rig(cfg: RigConfig, path: Path) -> None:
     """Cross-field rules that the types alone cannot express."""
-    monos = [n for n, c in cfg.cameras.items() if c.role == "mono"]
+    monos = cfg.mono_cameras
     if not monos:
-        raise ConfigError(f"{path}: key 'cameras' needs at least one camera with role: mono")
-    if not cfg.color_cameras:
-        raise ConfigError(f"{path}: key 'cameras' needs a camera with role: color (or nir) as the reference")
+        raise ConfigError(f"{path}: key 'cameras' needs at least one camera with role: mono (or nir)")
+    if not cfg.color_cameras and set(monos) - set(cfg.nir_cameras):
+        raise ConfigError(f"{path}: key 'cameras' needs a camera with role: color as the mono camera's reference")
     _check_array(cfg, path, monos)
     for name, cam in cfg.cameras.items():
         key = f"cameras.{name}"
@@ -275,6 +275,8 @@ def _check_array(cfg: RigConfig, path: Path, monos: list[str]) -> None:
     colours = cfg.color_cameras
     for name in monos:
         cam = cfg.cameras[name]
+        if not colours:  # an NIR camera alone (night): no partner, the engine's learned prior
+            continue
         if cam.partner is not None:
             if cam.partner not in colours:
                 raise ConfigError(

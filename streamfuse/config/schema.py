@@ -67,7 +67,8 @@ class CameraConfig:
     """One camera of the rig."""
 
     role: Literal["mono", "color", "nir"]
-    """mono (high-res luma), color (low-res reference) or nir."""
+    """mono (high-res luma), color (low-res reference) or nir (a near-infrared grey camera; fused by an NIR engine
+    such as cocolor, with a colour camera's help or, with none in the rig, from the engine's learned prior)."""
     source: Literal["synthetic", "file", "v4l2", "rtsp"]
     """Where frames come from."""
     path: str | None = field(default=None, metadata={"path": "any"})
@@ -190,6 +191,9 @@ class ObserveConfig:
     """Write per-frame stage timestamps (capture, send, receive, sync, engine, encode) to this Chrome trace file."""
 
 
+PRIMARY_ROLES = ("mono", "nir")  # the cameras that are fused (NIR is a grey camera of another spectrum)
+
+
 @dataclass
 class RigConfig:
     """A whole rig: cameras, sync, engine, outputs and links."""
@@ -221,17 +225,23 @@ class RigConfig:
 
     @property
     def mono_camera(self) -> str:
-        return next(name for name, cam in self.cameras.items() if cam.role == "mono")
+        return next(name for name, cam in self.cameras.items() if cam.role in PRIMARY_ROLES)
 
     @property
     def mono_cameras(self) -> list[str]:
-        """Every mono camera of the array, in config order (one fused output stream each)."""
-        return [name for name, cam in self.cameras.items() if cam.role == "mono"]
+        """Every mono (or NIR) camera of the array, in config order (one fused output stream each)."""
+        return [name for name, cam in self.cameras.items() if cam.role in PRIMARY_ROLES]
 
-    def partner_of(self, mono: str) -> str:
-        """The colour camera whose frames are ``mono``'s references (the loader fills in the nearest)."""
-        return self.cameras[mono].partner or self.color_cameras[0]
+    @property
+    def nir_cameras(self) -> list[str]:
+        """The NIR cameras: grey primary cameras whose frames only an NIR-capable engine may fuse."""
+        return [name for name, cam in self.cameras.items() if cam.role == "nir"]
+
+    def partner_of(self, mono: str) -> str | None:
+        """The colour camera whose frames are ``mono``'s references (the loader fills in the nearest); None for an
+        NIR camera in a rig without colour cameras (the engine's learned prior)."""
+        return self.cameras[mono].partner or (self.color_cameras[0] if self.color_cameras else None)
 
     @property
     def color_cameras(self) -> list[str]:
-        return [name for name, cam in self.cameras.items() if cam.role != "mono"]
+        return [name for name, cam in self.cameras.items() if cam.role == "color"]
