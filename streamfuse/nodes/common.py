@@ -1,4 +1,4 @@
-"""What every node shares: stream ids, stop handling, and JSON-line stats on stdout for the launcher."""
+"""What every node shares: wire limits, end-of-stream markers, stop handling, and JSON-line stats for the launcher."""
 
 from __future__ import annotations
 
@@ -15,17 +15,11 @@ from typing import Any
 import numpy as np
 
 from streamfuse.config.schema import RigConfig
-from streamfuse.transport import Sender
+from streamfuse.transport import Sender, deadline
 from streamfuse.wire import Limits, encode_eos
 
-TRUTH_STREAM_FLAG = 0x8000  # the synthetic mono camera sends its ground truth as stream (mono id | flag)
 OFFLINE_DRAIN_S = 24 * 3600.0  # offline: how long a finished sender waits for a slow receiver to read everything
 LIVE_DRAIN_S = 2.0  # live: how long a finished sender tries to deliver its end marker
-
-
-def stream_ids(cfg: RigConfig) -> dict[str, int]:
-    """Wire stream id of each camera: its 1-based position in the rig's camera list."""
-    return {name: i + 1 for i, name in enumerate(cfg.cameras)}
 
 
 def wire_limits(cfg: RigConfig) -> Limits:
@@ -43,15 +37,10 @@ def finish_streams(sender: Sender, streams: list[tuple[int, int]], live: bool, s
 
     Offline this waits as long as the receiver works (or until a stop request); live it gives up after a moment.
     """
-    limit = _deadline(LIVE_DRAIN_S) if live else stop
+    limit = deadline(LIVE_DRAIN_S) if live else stop
     delivered = all(sender.send(list(encode_eos(stream, seq)), block=True, stop=limit) for stream, seq in streams)
     if delivered:
         sender.wait_consumed(LIVE_DRAIN_S if live else OFFLINE_DRAIN_S, stop)
-
-
-def _deadline(seconds: float):
-    end = time.monotonic() + seconds
-    return lambda: time.monotonic() > end
 
 
 class StopFlag:

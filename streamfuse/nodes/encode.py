@@ -5,81 +5,111 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 from streamfuse.config.schema import RigConfig
 from streamfuse.faults import ENCODE_DELAY_ENV, encode_delay_s
+from streamfuse.nodes import loop
 from streamfuse.nodes.common import Reporter, StopFlag, max_message_bytes, percentile, wire_limits
-from streamfuse.transport import DEFAULTS, Inbox, ZmqContext, ZmqInbox, endpoint_for
+from streamfuse.nodes.ports import Port
+from streamfuse.transport import ZmqContext, ZmqInbox, endpoint_for
 from streamfuse.video_writer import VideoWriter
-from streamfuse.wire import PixelFormat, WireError, decode_frame
+from streamfuse.wire import Limits, WireError, decode_frame
 
 log = logging.getLogger("streamfuse.encode")
 
 
-class EncodeNode:
-    """Writes stream k of the output link to ``cfg.outputs[k]``; stops when every output saw its end marker."""
+class Writer(Protocol):
+    """Where one output stream goes (``VideoWriter`` in a rig; a list in a test)."""
+
+    path: Path
+    frames: int
+
+    def write(self, rgb: np.ndarray, ts_ns: int) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class EncodeParams:
+    """What an encoder node needs to know, taken from the rig config once."""
+
+    limits: Limits
+    port: Port = Port("output", "fused")
+    delay_s: float = 0.0
+    """Fault-injection hook: a deliberately slow encoder (streamfuse.faults)."""
+
+    @classmethod
+    def from_rig(cls, cfg: RigConfig, delay_s: float = 0.0) -> EncodeParams:
+        return cls(wire_limits(cfg), delay_s=delay_s)
+
+
+def rig_writers(cfg: RigConfig) -> list[VideoWriter]:
+    """One video writer per configured output."""
+    fps = cfg.cameras[cfg.mono_camera].fps
+    return [VideoWriter(out, fps, cfg.mode == "live") for out in cfg.outputs]
+
+
+class EncodeNode(loop.Operator):
+    """Writes stream k of the output link to ``writers[k]``; done when every output saw its end marker."""
+
+    drain_on_stop = True  # what already arrived is recorded before the files are finalized
 
     def __init__(
-        self, cfg: RigConfig, inbox: Inbox, stop: StopFlag, reporter: Reporter | None = None, delay_s: float = 0.0
+        self, params: EncodeParams, writers: list[Writer], stop: StopFlag, reporter: Reporter | None = None
     ) -> None:
-        self.cfg = cfg
-        self.delay_s = delay_s  # fault-injection hook: a deliberately slow encoder (streamfuse.faults)
-        self.inbox = inbox
+        self.params = params
+        self.inputs = (params.port,)
+        self.writers = writers
         self.stop = stop
         self.reporter = reporter or Reporter("encode", enabled=False)
-        fps = cfg.cameras[cfg.mono_camera].fps
-        live = cfg.mode == "live"
-        self.writers = [VideoWriter(out, fps, live) for out in cfg.outputs]
-        self.done = [False] * len(self.writers)
-        self.limits = wire_limits(cfg)
+        self.finished = [False] * len(self.writers)
         self.rejects: Counter = Counter()
         self.latency_ms: list[float] = []
         self.last_seq: dict[int, int] = {}
         self.gaps = 0
 
+    @property
+    def done(self) -> bool:
+        return all(self.finished)
+
+    def step(self, msg: loop.Message | None) -> None:
+        if msg is not None:
+            self.handle(msg[1])
+
     def handle(self, parts: list) -> None:
+        """Validate one message and record it; a bad message is dropped and counted."""
         try:
-            header, frame = decode_frame(parts, self.limits)
+            header, frame = decode_frame(parts, self.params.limits)
         except WireError as exc:
             self.rejects[exc.reason] += 1
             log.warning("dropped a bad message: %s", exc)
             return
-        if header.stream >= len(self.writers) or (not header.eos and header.pixfmt is not PixelFormat.RGB24):
+        if header.stream >= len(self.writers) or (not header.eos and not self.params.port.accepts(header.pixfmt)):
             self.rejects["bad_stream"] += 1
             return
         if header.eos:
-            self.done[header.stream] = True
+            self.finished[header.stream] = True
             return
         last = self.last_seq.get(header.stream)
         if last is not None and header.seq > last + 1:
             self.gaps += header.seq - last - 1
         self.last_seq[header.stream] = header.seq
-        if self.delay_s:
-            time.sleep(self.delay_s)
+        if self.params.delay_s:
+            time.sleep(self.params.delay_s)
         self.writers[header.stream].write(frame, header.ts_ns)
         if header.stream == 0:
             if header.wall_ns:
                 self.latency_ms.append((time.time_ns() - header.wall_ns) / 1e6)
             self.reporter.frame({"latency_ms": round(self.latency_ms[-1], 1) if self.latency_ms else None})
 
-    def run(self) -> dict:
-        """Record until every output got its end marker or a stop is requested; always finalize the files."""
-        try:
-            while not self.stop() and not all(self.done):
-                msg = self.inbox.recv(DEFAULTS.poll_ms)
-                if msg is not None:
-                    self.handle(msg[1])
-            if self.stop():  # drain what already arrived before finalizing
-                while (msg := self.inbox.recv(0)) is not None:
-                    self.handle(msg[1])
-        finally:
-            for writer in self.writers:
-                writer.close()
+    def summary(self) -> dict:
         lat = self.latency_ms
-        summary = {
+        return {
             "frames": [w.frames for w in self.writers],
             "outputs": [str(w.path) for w in self.writers],
             "fps": self.reporter.fps(),
@@ -89,22 +119,26 @@ class EncodeNode:
             "gaps": self.gaps,
             "rejected": dict(self.rejects),
         }
-        self.reporter.emit("summary", **summary)
-        return summary
+
+    def close(self) -> None:
+        """Finalize every file, however the loop ended."""
+        for writer in self.writers:
+            writer.close()
 
 
 def run_encode_node(cfg: RigConfig, run_dir: str | Path, report: bool = True) -> dict:
-    """Run the encoder node with real ZeroMQ sockets until done (the `streamfuse node encode` command)."""
+    """Run the encoder node with real ZeroMQ sockets until done (`streamfuse node encode`, and the launcher)."""
     stop = StopFlag().install()
     delay_s = encode_delay_s()
     if delay_s:
         log.warning("fault hook %s: every frame is delayed by %.0f ms", ENCODE_DELAY_ENV, delay_s * 1000)
+    params = EncodeParams.from_rig(cfg, delay_s)
     zctx = ZmqContext()
     inbox = ZmqInbox(
         zctx, {"output": endpoint_for(cfg, "output", run_dir)}, cfg.mode == "live", max_message_bytes(cfg) * 2
     )
     try:
-        return EncodeNode(cfg, inbox, stop, Reporter("encode", enabled=report), delay_s).run()
+        return loop.run(EncodeNode(params, rig_writers(cfg), stop, Reporter("encode", enabled=report)), inbox, stop)
     finally:
         inbox.close()
         zctx.close()

@@ -1,30 +1,30 @@
-"""Fusion node: validates incoming frames, pairs mono with colour, runs the engine, sends results to the encoder."""
+"""Fusion node: validates incoming frames, pairs mono with colour, runs the engine, sends results to the encoder.
+
+``step`` does one message: ``handle`` validates and files it, ``process_ready`` fuses every mono frame whose
+reference can be decided. Each camera pair keeps one engine stream: ``push_reference`` once per new colour frame
+(the reference reuse and age policy of ``streamfuse.sync`` decide which), ``colorize`` for every mono frame.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
 from collections import Counter, deque
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from streamfuse.color import gray_to_rgb
-from streamfuse.config.schema import RigConfig
-from streamfuse.engines import Engine, load_engine
+from streamfuse.config.schema import RigConfig, SyncConfig
+from streamfuse.engines import Engine, EngineStream, load_engine
 from streamfuse.metrics import psnr_cbcr
-from streamfuse.nodes.common import (
-    TRUTH_STREAM_FLAG,
-    Reporter,
-    StopFlag,
-    finish_streams,
-    max_message_bytes,
-    stream_ids,
-    wire_limits,
-)
+from streamfuse.nodes import loop
+from streamfuse.nodes.common import Reporter, StopFlag, finish_streams, max_message_bytes, wire_limits
+from streamfuse.nodes.ports import TRUTH_STREAM_FLAG, CameraPair, Port, camera_pairs
 from streamfuse.sync import LinkHealth, ReferenceTracker, SeqTracker
-from streamfuse.transport import DEFAULTS, Inbox, Sender, ZmqContext, ZmqInbox, ZmqSender, endpoint_for
-from streamfuse.wire import Header, PixelFormat, WireError, decode_frame, encode_frame
+from streamfuse.transport import Sender, ZmqContext, ZmqInbox, ZmqSender, endpoint_for
+from streamfuse.wire import Header, Limits, PixelFormat, WireError, decode_frame, encode_frame
 
 log = logging.getLogger("streamfuse.fuse")
 
@@ -32,46 +32,83 @@ MAX_PENDING = 8  # offline: mono frames held while waiting for the colour stream
 COLOUR_WAIT_S = 10.0  # offline: give up waiting for a silent colour camera after this long, and fall back
 
 
-class FuseNode:
-    """The fusion loop over an Inbox (mono + colour links) and a Sender (to the encoder)."""
+@dataclass(frozen=True)
+class FuseParams:
+    """What a fusion node needs to know, taken from the rig config once."""
+
+    pairs: tuple[CameraPair, ...]
+    side_by_side: tuple[bool, ...]
+    """Per rig output: record mono | result instead of the result."""
+    sync: SyncConfig = field(default_factory=SyncConfig)
+    limits: Limits = field(default_factory=Limits)
+    live: bool = False
+    output: Port = Port("output", "fused")
+    max_pending: int = MAX_PENDING
+    colour_wait_s: float = COLOUR_WAIT_S
+
+    @classmethod
+    def from_rig(cls, cfg: RigConfig) -> FuseParams:
+        sbs = tuple(out.side_by_side for out in cfg.outputs)
+        return cls(tuple(camera_pairs(cfg)), sbs, cfg.sync, wire_limits(cfg), cfg.mode == "live")
+
+
+class _PairState:
+    """The running state of one camera pair: its engine stream, reference tracker, and held mono frames."""
+
+    def __init__(self, pair: CameraPair, stream: EngineStream, sync: SyncConfig) -> None:
+        self.pair = pair
+        self.stream = stream
+        self.tracker = ReferenceTracker(sync)
+        self.pending: deque[tuple[Header, np.ndarray]] = deque()
+        self.truth: dict[int, np.ndarray] = {}
+        self.unscored: dict[int, np.ndarray] = {}
+        self.mono_done = False
+        self.last_colour_msg = time.monotonic()
+
+
+class FuseNode(loop.Operator):
+    """The fusion operator: mono + colour input ports per camera pair, one output port to the encoder."""
 
     def __init__(
         self,
-        cfg: RigConfig,
+        params: FuseParams,
         engine: Engine,
-        inbox: Inbox,
         out: Sender,
         stop: StopFlag,
         reporter: Reporter | None = None,
     ) -> None:
-        self.cfg = cfg
+        self.params = params
         self.engine = engine
-        self.inbox = inbox
         self.out = out
         self.stop = stop
-        self.live = cfg.mode == "live"
-        self.limits = wire_limits(cfg)
+        self.live = params.live
         self.reporter = reporter or Reporter("fuse", enabled=False)
-        ids = stream_ids(cfg)
-        self.mono_link = cfg.mono_camera
-        self.colour_link = cfg.color_cameras[0]
-        self.mono_id = ids[self.mono_link]
-        self.colour_id = ids[self.colour_link]
-        self.tracker = ReferenceTracker(cfg.sync)
-        self.stream = engine.open_stream()  # one engine stream per camera pair
+        self.pairs = [_PairState(pair, engine.open_stream(), params.sync) for pair in params.pairs]
+        self.inputs = tuple(dict.fromkeys(p for pair in params.pairs for p in (pair.mono, pair.colour)))
+        self.outputs = (params.output,)
+        self._ports = {port.link: port for port in self.inputs}
         self.seqs = SeqTracker()
-        self.links = {self.mono_link: LinkHealth(), self.colour_link: LinkHealth()}
+        self.links = {port.link: LinkHealth() for port in self.inputs}
         self.rejects: Counter = Counter()
         self.counts: Counter = Counter()
-        self.pending: deque[tuple[Header, np.ndarray]] = deque()
-        self.truth: dict[int, np.ndarray] = {}
-        self._unscored: dict[int, np.ndarray] = {}
         self.psnr: list[float] = []
         self.engine_ms: list[float] = []
-        self.mono_done = False
         self.out_seq = 0
-        self._last_colour_msg = time.monotonic()
         self._last_reject_log = 0.0
+
+    # --- the one-pair view older callers and tests use ---------------------------------------------------
+
+    @property
+    def tracker(self) -> ReferenceTracker:
+        return self.pairs[0].tracker
+
+    @property
+    def stream(self) -> EngineStream:
+        return self.pairs[0].stream
+
+    @property
+    def pending(self) -> deque:
+        return self.pairs[0].pending
 
     # --- receiving -------------------------------------------------------------------------------------
 
@@ -84,37 +121,33 @@ class FuseNode:
             )
             self._last_reject_log = now
 
-    def _expect(self, link: str, header: Header) -> str | None:
-        """Why this (valid) message does not belong on this link, or None."""
-        if link == self.mono_link:
-            if header.stream == self.mono_id:
-                return None if header.eos or header.pixfmt in (PixelFormat.GRAY8, PixelFormat.GRAY16) else "bad_pixfmt"
-            if header.stream == self.mono_id | TRUTH_STREAM_FLAG:
-                return None if header.pixfmt is PixelFormat.RGB24 else "bad_pixfmt"
+    def _expect(self, port: Port | None, header: Header) -> str | None:
+        """Why this (valid) message does not belong on this port, or None."""
+        if port is None:
             return "bad_stream"
-        if link == self.colour_link:
-            if header.stream != self.colour_id:
-                return "bad_stream"
-            return None if header.eos or header.pixfmt is PixelFormat.RGB24 else "bad_pixfmt"
-        return "bad_stream"
+        if port.kind == "mono" and header.stream == port.stream | TRUTH_STREAM_FLAG:
+            return None if header.pixfmt is PixelFormat.RGB24 else "bad_pixfmt"
+        if header.stream != port.stream:
+            return "bad_stream"
+        return None if header.eos or port.accepts(header.pixfmt) else "bad_pixfmt"
 
     def handle(self, link: str, parts: list) -> None:
         """Validate one message and file it; a bad message is dropped and counted, never raised."""
         try:
-            header, frame = decode_frame(parts, self.limits)
+            header, frame = decode_frame(parts, self.params.limits)
         except WireError as exc:
             self._reject(exc.reason, str(exc), link)
             return
-        problem = self._expect(link, header)
+        port = self._ports.get(link)
+        problem = self._expect(port, header)
         if problem:
             self._reject(problem, f"stream {header.stream} {header.pixfmt.name} is not expected here", link)
             return
+        mono_of = [p for p in self.pairs if p.pair.mono.link == link]
+        colour_of = [p for p in self.pairs if p.pair.colour.link == link]
         if header.stream & TRUTH_STREAM_FLAG:
-            result = self._unscored.pop(header.seq, None)
-            if result is not None:  # live: the truth follows its frame
-                self.psnr.append(psnr_cbcr(result, frame))
-            elif len(self.truth) < 4 * MAX_PENDING:
-                self.truth[header.seq] = frame
+            for state in mono_of:
+                self._truth(state, header.seq, frame)
             return
         verdict = self.seqs.check(header.stream, header.seq)
         if verdict == "stale":
@@ -122,25 +155,34 @@ class FuseNode:
             return
         if header.eos:
             self.seqs.last.pop(header.stream, None)  # a restarted camera starts again from seq 0
-            if link == self.mono_link:
-                self.mono_done = True
-            else:
-                self.tracker.colour_done = True
+            for state in mono_of:
+                state.mono_done = True
+            for state in colour_of:
+                state.tracker.colour_done = True
             return
         self._arrived(link, verdict == "restart")
-        if link == self.colour_link:
-            self._last_colour_msg = time.monotonic()
-            self.tracker.colour_done = False
-            self.tracker.add_colour(header.ts_ns, frame)
+        for state in colour_of:
+            state.last_colour_msg = time.monotonic()
+            state.tracker.colour_done = False
+            state.tracker.add_colour(header.ts_ns, frame)
+        if not mono_of:
             return
         if frame.dtype == np.uint16:
             frame = (frame >> 8).astype(np.uint8)
-        if self.live and self.pending:
-            self.counts["stale_mono_dropped"] += len(self.pending)  # live: only the newest mono frame matters
-            for old, _ in self.pending:
-                self.truth.pop(old.seq, None)
-            self.pending.clear()
-        self.pending.append((header, frame))
+        for state in mono_of:
+            if self.live and state.pending:
+                self.counts["stale_mono_dropped"] += len(state.pending)  # live: only the newest mono frame matters
+                for old, _ in state.pending:
+                    state.truth.pop(old.seq, None)
+                state.pending.clear()
+            state.pending.append((header, frame))
+
+    def _truth(self, state: _PairState, seq: int, frame: np.ndarray) -> None:
+        result = state.unscored.pop(seq, None)
+        if result is not None:  # live: the truth follows its frame
+            self.psnr.append(psnr_cbcr(result, frame))
+        elif len(state.truth) < 4 * self.params.max_pending:
+            state.truth[seq] = frame
 
     def _arrived(self, link: str, restarted: bool) -> None:
         """Link health: a camera that restarted (seq back near 0) is rejoined at once; the gap is reported."""
@@ -151,74 +193,79 @@ class FuseNode:
 
     # --- processing ------------------------------------------------------------------------------------
 
-    def _colour_silent(self) -> bool:
-        return time.monotonic() - self._last_colour_msg > COLOUR_WAIT_S
-
     def process_ready(self) -> None:
         """Colorize every pending mono frame whose reference can be decided now."""
-        while self.pending:
-            header, mono = self.pending[0]
-            if not self.live and not self.tracker.ready(header.ts_ns):
-                if not self._colour_silent():
-                    return
-                if not self.counts["colour_timeouts"]:
-                    log.warning("no colour frames for %.0f s; continuing with the fallback", COLOUR_WAIT_S)
-                self.counts["colour_timeouts"] += 1
-            self.pending.popleft()
-            self._fuse_one(header, mono)
+        for state in self.pairs:
+            while state.pending:
+                header, mono = state.pending[0]
+                if not self.live and not state.tracker.ready(header.ts_ns):
+                    if time.monotonic() - state.last_colour_msg <= self.params.colour_wait_s:
+                        break
+                    if not self.counts["colour_timeouts"]:
+                        log.warning(
+                            "no colour frames for %.0f s; continuing with the fallback", self.params.colour_wait_s
+                        )
+                    self.counts["colour_timeouts"] += 1
+                state.pending.popleft()
+                self._fuse_one(state, header, mono)
 
-    def _fuse_one(self, header: Header, mono: np.ndarray) -> None:
-        pairing = self.tracker.pair(header.ts_ns)
+    def _fuse_one(self, state: _PairState, header: Header, mono: np.ndarray) -> None:
+        pairing = state.tracker.pair(header.ts_ns)
         if pairing.new:
-            self.stream.push_reference(pairing.rgb)  # once per colour frame; reused until the next one
+            state.stream.push_reference(pairing.rgb)  # once per colour frame; reused until the next one
         t0 = time.perf_counter()
-        result = gray_to_rgb(mono) if pairing.rgb is None else self.stream.colorize(mono)
+        result = gray_to_rgb(mono) if pairing.rgb is None else state.stream.colorize(mono)
         self.engine_ms.append((time.perf_counter() - t0) * 1000)
-        truth = self.truth.pop(header.seq, None)
+        truth = state.truth.pop(header.seq, None)
         if truth is not None:
             self.psnr.append(psnr_cbcr(result, truth))
         elif self.live:
-            self._unscored = {header.seq: result}  # its truth may still come (live sends it after the frame)
-        for index, output in enumerate(self.cfg.outputs):
-            frame = np.hstack([gray_to_rgb(mono), result]) if output.side_by_side else result
+            state.unscored = {header.seq: result}  # its truth may still come (live sends it after the frame)
+        for index in state.pair.outputs:
+            frame = np.hstack([gray_to_rgb(mono), result]) if self.params.side_by_side[index] else result
             parts = list(encode_frame(frame, index, self.out_seq, header.ts_ns, header.wall_ns))
             if not self.out.send(parts, block=not self.live, stop=self.stop):
                 self.counts["output_dropped"] += 1
         self.out_seq += 1
         self.reporter.frame({"engine_ms": round(self.engine_ms[-1], 2), "rejected": sum(self.rejects.values())})
 
-    def _wanted(self) -> set[str] | None:
+    # --- the operator contract ---------------------------------------------------------------------------
+
+    def wanted(self) -> set[str] | None:
         """Offline backpressure: stop reading a link whose frames cannot be used yet (None = read all)."""
         if self.live:
             return None
-        if self.pending:
-            self.tracker.prune(self.pending[0][0].ts_ns)
         wanted = set()
-        if len(self.pending) < MAX_PENDING:
-            wanted.add(self.mono_link)
-        if not self.tracker.full:
-            wanted.add(self.colour_link)
-        return wanted or {self.mono_link, self.colour_link}
+        for state in self.pairs:
+            if state.pending:
+                state.tracker.prune(state.pending[0][0].ts_ns)
+            if len(state.pending) < self.params.max_pending:
+                wanted.add(state.pair.mono.link)
+            if not state.tracker.full:
+                wanted.add(state.pair.colour.link)
+        return wanted or {port.link for port in self.inputs}
 
-    def run(self) -> dict:
-        """Loop until the mono stream ends (offline: after every frame is fused) or a stop is requested."""
-        while not self.stop():
-            msg = self.inbox.recv(DEFAULTS.poll_ms, self._wanted())
-            if msg is not None:
-                self.handle(*msg)
+    def step(self, msg: loop.Message | None) -> None:
+        if msg is not None:
+            self.handle(*msg)
+        self.process_ready()
+
+    @property
+    def done(self) -> bool:
+        """Every mono stream ended and every frame of it was fused."""
+        return all(state.mono_done and not state.pending for state in self.pairs)
+
+    def stopping(self) -> None:
+        if not self.live:
+            for state in self.pairs:
+                state.tracker.colour_done = True  # stopping: fuse what is held rather than lose it
             self.process_ready()
-            if self.mono_done and not self.pending:
-                break
-        if self.pending and not self.live:
-            self.tracker.colour_done = True  # stopping: fuse what is held rather than lose it
-            self.process_ready()
-        summary = self.summary()
-        self.inbox.close()  # upstream nodes waiting for us to read everything may now exit
-        finish_streams(self.out, [(i, self.out_seq) for i in range(len(self.cfg.outputs))], self.live, self.stop)
-        return summary
+
+    def end_streams(self, stop: StopFlag) -> None:
+        finish_streams(self.out, [(i, self.out_seq) for i in range(len(self.params.side_by_side))], self.live, stop)
 
     def summary(self) -> dict:
-        summary = {
+        return {
             "frames": self.reporter.frames,
             "fps": self.reporter.fps(),
             "engine": self.engine.name,
@@ -227,28 +274,29 @@ class FuseNode:
             "psnr_cbcr": float(np.mean(self.psnr)) if self.psnr else None,
             "psnr_frames": len(self.psnr),
             "rejected": dict(self.rejects),
-            "sync": dict(self.tracker.counts),
+            "sync": dict(sum((state.tracker.counts for state in self.pairs), Counter())),
             "seq": dict(self.seqs.counts),
             "links": {name: health.as_dict() for name, health in self.links.items()},
             **self.counts,
         }
-        self.reporter.emit("summary", **summary)
-        return summary
 
 
 def run_fuse_node(cfg: RigConfig, run_dir: str | Path, report: bool = True) -> dict:
-    """Run the fusion node with real ZeroMQ sockets until done (the `streamfuse node fuse` command)."""
+    """Run the fusion node with real ZeroMQ sockets until done (`streamfuse node fuse`, and the launcher)."""
     import cv2
 
+    params = FuseParams.from_rig(cfg)
     stop = StopFlag().install()
     engine = load_engine(cfg.engine.name, **cfg.engine.options)
     cv2.setNumThreads(max(1, cv2.getNumberOfCPUs() - 1))
     zctx = ZmqContext()
-    links = {name: endpoint_for(cfg, name, run_dir) for name in (cfg.mono_camera, cfg.color_cameras[0])}
-    inbox = ZmqInbox(zctx, links, cfg.mode == "live", max_message_bytes(cfg))
-    out = ZmqSender(zctx, endpoint_for(cfg, "output", run_dir), live=cfg.mode == "live")
+    links = {
+        port.link: endpoint_for(cfg, port.link, run_dir) for pair in params.pairs for port in (pair.mono, pair.colour)
+    }
+    inbox = ZmqInbox(zctx, links, params.live, max_message_bytes(cfg))
+    out = ZmqSender(zctx, endpoint_for(cfg, "output", run_dir), live=params.live)
     try:
-        return FuseNode(cfg, engine, inbox, out, stop, Reporter("fuse", enabled=report)).run()
+        return loop.run(FuseNode(params, engine, out, stop, Reporter("fuse", enabled=report)), inbox, stop)
     finally:
         out.close()
         inbox.close()

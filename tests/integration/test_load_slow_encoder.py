@@ -53,7 +53,8 @@ def run_slow(config: Path, args: list[str], sample: bool) -> tuple[dict, dict[st
                     args_of = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
                 except OSError:
                     continue
-                name = "launcher" if pid == run.pid else " ".join(args_of[args_of.index("node") + 1 :][:1])
+                marker = "streamfuse.nodes" if "streamfuse.nodes" in args_of else "node"
+                name = "launcher" if pid == run.pid else " ".join(args_of[args_of.index(marker) + 1 :][:1])
                 if "--name" in args_of:
                     name += ":" + args_of[args_of.index("--name") + 1]
                 mb = vm_rss_mb(pid)

@@ -51,7 +51,8 @@ def node_pids(config: Path, role: str, name: str | None = None) -> list[int]:
             args = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
         except OSError:
             continue
-        if "node" in args and role in args and (name is None or name in args):
+        is_node = "streamfuse.nodes" in args or "node" in args  # spawned by `run`, or `streamfuse node ...`
+        if is_node and (role == "node" or role in args) and (name is None or name in args):
             found.append(pid)
     return found
 

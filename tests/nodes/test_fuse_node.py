@@ -8,8 +8,10 @@ import numpy as np
 
 from streamfuse.config import config_from_dict
 from streamfuse.engines import load_engine
-from streamfuse.nodes.common import TRUTH_STREAM_FLAG, StopFlag
-from streamfuse.nodes.fuse import FuseNode
+from streamfuse.nodes import loop
+from streamfuse.nodes.common import StopFlag
+from streamfuse.nodes.fuse import FuseNode, FuseParams
+from streamfuse.nodes.ports import TRUTH_STREAM_FLAG
 from streamfuse.transport import MemoryInbox
 from streamfuse.wire import HEADER, decode_frame, encode_eos, encode_frame
 
@@ -35,8 +37,8 @@ def run_node(cfg, messages: list[tuple[str, list]]) -> tuple[FuseNode, list]:
     out = MemoryInbox(["output"])
     for link, parts in messages:
         inbox.sender(link).send(parts, block=True)
-    node = FuseNode(cfg, load_engine("naive"), inbox, out.sender("output"), StopFlag())
-    node.run()
+    node = FuseNode(FuseParams.from_rig(cfg), load_engine("naive"), out.sender("output"), StopFlag())
+    loop.run(node, inbox, node.stop, poll_ms=10)
     results = []
     while (msg := out.recv(0)) is not None:
         results.append(decode_frame(msg[1]))
@@ -98,7 +100,9 @@ def test_live_mode_keeps_only_the_newest_mono_frame(small_video: Path) -> None:
     out = MemoryInbox(["output"])
     for link, parts in msgs:
         inbox.sender(link).send(parts, block=True)
-    node = FuseNode(rig(small_video, "live"), load_engine("naive"), inbox, out.sender("output"), StopFlag())
+    node = FuseNode(
+        FuseParams.from_rig(rig(small_video, "live")), load_engine("naive"), out.sender("output"), StopFlag()
+    )
     for _ in range(len(msgs)):  # deliver everything before processing, as a slow node would see it
         node.handle(*inbox.recv(0))
     node.process_ready()
@@ -114,3 +118,15 @@ def test_ground_truth_gives_a_psnr(small_video: Path) -> None:
     msgs += [("mono", list(encode_eos(1, 1))), ("color", list(encode_eos(2, 1)))]
     node, _ = run_node(rig(small_video), msgs)
     assert len(node.psnr) == 1 and node.psnr[0] > 20
+
+
+def test_prepare_reference_runs_once_per_colour_frame_through_the_engine_stream(small_video: Path) -> None:
+    msgs = [colour_msg(i, i * 132 * MS) for i in range(4)]  # colour at a quarter of the mono rate
+    msgs += [mono_msg(i, i * 33 * MS) for i in range(16)]
+    msgs += [("mono", list(encode_eos(1, 16))), ("color", list(encode_eos(2, 4)))]
+    node, results = run_node(rig(small_video), msgs)
+    assert len([r for r in results if not r[0].eos]) == 16
+    assert node.engine.reference_calls == 4  # not once per mono frame
+    assert node.stream.references == 4 and node.stream.frames == 16  # one engine stream for the camera pair
+    assert node.tracker.counts["references_prepared"] == 4
+    assert node.tracker.counts["fresh"] == 4 and node.tracker.counts["reused"] == 12
