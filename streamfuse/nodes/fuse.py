@@ -125,7 +125,7 @@ class FuseNode(loop.Operator):
         """Why this (valid) message does not belong on this port, or None."""
         if port is None:
             return "bad_stream"
-        if port.kind == "mono" and header.stream == port.stream | TRUTH_STREAM_FLAG:
+        if port.primary and header.stream == port.stream | TRUTH_STREAM_FLAG:
             return None if header.pixfmt is PixelFormat.RGB24 else "bad_pixfmt"
         if header.stream != port.stream:
             return "bad_stream"

@@ -14,6 +14,7 @@ from streamfuse.wire import PixelFormat
 
 KIND_FORMATS: dict[str, tuple[PixelFormat, ...]] = {
     "mono": (PixelFormat.GRAY8, PixelFormat.GRAY16),
+    "nir": (PixelFormat.GRAY8, PixelFormat.GRAY16),
     "color": (PixelFormat.RGB24,),
     "fused": (PixelFormat.RGB24,),
 }
@@ -29,6 +30,11 @@ class Port:
     link: str
     kind: str
     stream: int = 0
+
+    @property
+    def primary(self) -> bool:
+        """A grey camera whose frames are fused (mono or NIR), as opposed to a colour reference."""
+        return self.kind in ("mono", "nir")
 
     def accepts(self, pixfmt: PixelFormat) -> bool:
         """Whether a frame of this pixel format belongs on this port."""
@@ -51,9 +57,8 @@ def stream_ids(cfg: RigConfig) -> dict[str, int]:
 
 
 def camera_port(cfg: RigConfig, camera: str) -> Port:
-    """The port of one camera's link (its role decides the kind)."""
-    kind = "mono" if cfg.cameras[camera].role == "mono" else "color"
-    return Port(camera, kind, stream_ids(cfg)[camera])
+    """The port of one camera's link (its role is the stream kind)."""
+    return Port(camera, cfg.cameras[camera].role, stream_ids(cfg)[camera])
 
 
 def camera_pairs(cfg: RigConfig) -> list[CameraPair]:
