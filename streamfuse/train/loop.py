@@ -109,7 +109,8 @@ def fit(
         config: training YAML (keys of the trainer's ``config_class``) or a config instance.
         resume: continue from ``<out>/last.pt`` if it exists (same engine).
         device: ``cpu``, ``cuda`` or ``auto``.
-        max_minutes: training time budget of this call; stops cleanly at a step boundary, resumable.
+        max_minutes: wall-clock budget of this call (data preparation included); stops cleanly at a step
+            boundary, resumable.
         export: engine folder to export the best checkpoint to, once every epoch is trained.
         progress: show the tqdm bar (on stderr).
         command: the command line, recorded in the manifest.
@@ -117,6 +118,7 @@ def fit(
     Raises:
         ValueError / FileNotFoundError: bad config, device or checkpoint; the message names the fix.
     """
+    t_start = time.monotonic()  # the time budget counts data preparation too
     cls = get_trainer(engine) if isinstance(engine, str) else engine
     cfg = config if isinstance(config, TrainConfig) else load_config(cls.config_class, config)
     config_file = "" if isinstance(config, TrainConfig) else str(config)
@@ -178,7 +180,7 @@ def fit(
     bar = _progress_bar(total, ck.step, progress)
     try:
         while ck.step < total:
-            if time.monotonic() - t0 >= budget:
+            if time.monotonic() - t_start >= budget:
                 status = "stopped"
                 break
             loss = trainer.loss(model, trainer.batch(train_data, cfg, rng))
