@@ -6,6 +6,10 @@ the fusion node then prepares it once (``stream.push_reference``) and reuses it 
 with it. The choice only moves forward in time, so the newest prepared reference is always the one to reuse.
 A reference older than ``max_reference_age_ms`` triggers the fallback: ``grey`` passes the mono frame through,
 ``last`` keeps using the newest reference there is. Every decision is counted.
+
+Camera clocks drift (a cheap colour camera by about a frame a minute): in live mode each camera's drift against the
+fusion node's clock is estimated from its capture timestamps and arrival times (``ClockDrift``), its timestamps are
+corrected before pairing, and the drift is reported.
 """
 
 from __future__ import annotations
@@ -108,6 +112,54 @@ class ReferenceTracker:
             self.counts["references_prepared"] += 1
         self.counts[decision] += 1
         return Pairing(chosen.rgb, decision, chosen.ts_ns, new)
+
+
+DRIFT_BUCKET_NS = 500_000_000  # arrivals are grouped per half second of camera time; each group's smallest delay counts
+DRIFT_BUCKETS = 240  # the fit uses the last two minutes
+DRIFT_MIN_BUCKETS = 4  # fewer groups than this: no estimate yet (no correction)
+
+
+@dataclass
+class ClockDrift:
+    """One camera's clock against the fusion node's: the rate at which its timestamps run ahead (ppm).
+
+    Transport adds only positive delay, so the smallest ``arrival - stamp`` of each half second follows the clock
+    offset; a least-squares line through those minima gives the drift rate. ``corrected`` maps a stamp onto the
+    fusion node's clock rate from the first frame on (the initial alignment, a shared epoch, is kept).
+    """
+
+    first_stamp: int | None = None
+    ppm: float | None = None
+    _mins: deque = field(default_factory=lambda: deque(maxlen=DRIFT_BUCKETS), repr=False)
+
+    def observe(self, stamp_ns: int, arrival_ns: int) -> None:
+        """One frame: its capture stamp and the fusion node's wall clock when it arrived."""
+        if self.first_stamp is None or stamp_ns < self.first_stamp:  # first frame, or the camera restarted
+            self.first_stamp, self.ppm = stamp_ns, None
+            self._mins.clear()
+        bucket = (stamp_ns - self.first_stamp) // DRIFT_BUCKET_NS
+        delay = arrival_ns - stamp_ns
+        if self._mins and self._mins[-1][0] == bucket:
+            if delay < self._mins[-1][2]:
+                self._mins[-1] = (bucket, stamp_ns, delay)
+            return
+        self._mins.append((bucket, stamp_ns, delay))
+        if len(self._mins) > DRIFT_MIN_BUCKETS:  # a bucket just closed: refit on the closed ones
+            closed = list(self._mins)[:-1]
+            x = np.array([s - self.first_stamp for _, s, _ in closed], dtype=np.float64)
+            y = np.array([d for _, _, d in closed], dtype=np.float64)
+            slope = np.polyfit(x, y, 1)[0]  # d(arrival - stamp)/d(stamp): -rate of a fast clock
+            self.ppm = float(-slope / (1.0 + slope) * 1e6)
+
+    def corrected(self, stamp_ns: int) -> int:
+        """The stamp as the fusion node's clock would have read it (unchanged until there is an estimate)."""
+        if self.ppm is None or self.first_stamp is None:
+            return stamp_ns
+        elapsed = stamp_ns - self.first_stamp
+        return self.first_stamp + round(elapsed / (1.0 + self.ppm * 1e-6))
+
+    def as_dict(self) -> dict:
+        return {"drift_ppm": None if self.ppm is None else round(self.ppm, 1)}
 
 
 RESTART_SEQ = 16  # a seq that falls back below this means the camera restarted (its first frames may be lost)
