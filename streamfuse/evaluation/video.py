@@ -15,12 +15,29 @@ import numpy as np
 from streamfuse.color import luma
 from streamfuse.data.degrade import downsample
 from streamfuse.data.video import SCENE_CUT, crop8, frame_differences, read_clips, select_clips
+from streamfuse.data.video import iter_frames as decode_frames
 from streamfuse.evaluation.case import Case
 
 CLIP_LEN = 7
 MAX_CLIPS = 20
 TARGETS: dict[str, int] = {"near": 1, "far": 6}  # frame 2 and frame 7 of a clip (1-based), as clip offsets
-__all__ = ["CLIP_LEN", "MAX_CLIPS", "SCENE_CUT", "TARGETS", "clip_starts", "crop8", "load_clips", "video_cases"]
+__all__ = [
+    "CLIP_LEN",
+    "MAX_CLIPS",
+    "SCENE_CUT",
+    "TARGETS",
+    "clip_starts",
+    "crop8",
+    "frame_differences",
+    "iter_frames",
+    "load_clips",
+    "video_cases",
+]
+
+
+def iter_frames(path: str | Path) -> Iterator[np.ndarray]:
+    """Every frame of a video as RGB uint8, cropped to multiples of 8 (the shared PyAV decoder)."""
+    return decode_frames(path, multiple_of_8=True)
 
 
 def clip_starts(mean_abs_dy: list[float] | np.ndarray, n_frames: int, max_clips: int = MAX_CLIPS) -> list[int]:
