@@ -47,7 +47,7 @@ class TrainingRun:
     """Training time, summed over resumed sessions."""
     device: str = "cpu"
     validation: dict[str, float] = field(default_factory=dict)
-    """Validation metrics of the exported checkpoint, on the held-aside split."""
+    """Validation metrics of the exported checkpoint on the held-aside split, and its ``epoch``."""
     data: dict[str, Any] = field(default_factory=dict)
     """The training data's manifest: sources, synthesis options, held-aside split."""
 

@@ -225,10 +225,10 @@ def fit(
         run = RunRecord(
             command=command,
             train_config=train_config,
-            epochs=best.get("epoch", summary.epochs),
+            epochs=summary.epochs,
             minutes=ck.seconds / 60.0,
             device=str(dev),
-            validation={k: v for k, v in best.items() if k != "epoch"},
+            validation=dict(best),  # with the epoch whose weights are exported
             data=trainer.data_manifest(cfg),
         )
         trainer.export(model.cpu(), Path(export), run)
