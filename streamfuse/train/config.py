@@ -18,7 +18,7 @@ class TrainConfig:
     """
 
     out: str = "runs/train"
-    """Run folder: ``last.pt``, ``best.pt``, ``summary.json`` and ``train.log`` go here."""
+    """Run folder: ``last.pt``, ``best.pt`` and ``summary.json`` go here (not in git: keep it across sessions)."""
     epochs: int = 10
     steps_per_epoch: int = 200
     """Optimizer steps per epoch; validation on the held-aside split runs after each epoch."""

@@ -51,8 +51,8 @@ class TinyTrainer(Trainer):
         return torch.nn.functional.mse_loss(model(x), y)
 
     def validate(self, model: torch.nn.Module, data: list) -> dict[str, float]:
-        x = torch.from_numpy(np.stack([d[0] for d in data]))
-        y = torch.from_numpy(np.stack([d[1] for d in data]))
+        x = torch.from_numpy(np.stack([d[0] for d in data])).to(self.device)
+        y = torch.from_numpy(np.stack([d[1] for d in data])).to(self.device)
         mse = float(torch.nn.functional.mse_loss(model(x), y))
         return {"psnr": 10 * np.log10(1.0 / max(mse, 1e-10))}
 
@@ -133,3 +133,11 @@ def test_registry_duplicate_names_raise_and_unknown_names_list_the_known() -> No
         register_trainer("tiny-test")(Other)
     with pytest.raises(TrainerError, match="no trainer 'nope'; available: .*tiny-test"):
         get_trainer("nope")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (run on a lent device machine)")
+def test_a_cuda_run_resumes_on_the_cpu(tmp_path: Path) -> None:
+    first = loop.fit(TinyTrainer, _cfg(tmp_path, epochs=1), device="cuda", progress=False)
+    assert first.device.startswith("cuda") and load_checkpoint(tmp_path / "run" / "last.pt").device.startswith("cuda")
+    second = loop.fit(TinyTrainer, _cfg(tmp_path, epochs=2), device="cpu", resume=True, progress=False)
+    assert second.device == "cpu" and second.step == 16 and second.history[-1]["psnr"] > first.history[0]["psnr"]
