@@ -14,10 +14,13 @@ session. Resuming a finished run trains nothing and only exports.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,6 +85,23 @@ def _validate(trainer: Trainer, model: torch.nn.Module, data: Any) -> dict[str, 
     return metrics
 
 
+@contextlib.contextmanager
+def _stop_requests():
+    """While training, SIGTERM and SIGINT ask the loop to stop at the next step (and save), instead of killing it."""
+    asked: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield asked
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    for sig in previous:
+        signal.signal(sig, lambda signum, frame: asked.append(signum))
+    try:
+        yield asked
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def _progress_bar(total: int, initial: int, enabled: bool):
     from tqdm import tqdm
 
@@ -110,7 +130,7 @@ def fit(
         resume: continue from ``<out>/last.pt`` if it exists (same engine).
         device: ``cpu``, ``cuda`` or ``auto``.
         max_minutes: wall-clock budget of this call (data preparation included); stops cleanly at a step
-            boundary, resumable.
+            boundary, resumable. SIGTERM or Ctrl-C stop the same way (``last.pt`` saved at that step).
         export: engine folder to export the best checkpoint to, once every epoch is trained.
         progress: show the tqdm bar (on stderr).
         command: the command line, recorded in the manifest.
@@ -178,9 +198,9 @@ def fit(
         record(_validate(trainer, model, val_data), None)  # the untrained baseline, epoch 0
     status = "done"
     bar = _progress_bar(total, ck.step, progress)
-    try:
+    with _stop_requests() as asked, contextlib.closing(bar):
         while ck.step < total:
-            if time.monotonic() - t_start >= budget:
+            if time.monotonic() - t_start >= budget or asked:
                 status = "stopped"
                 break
             loss = trainer.loss(model, trainer.batch(train_data, cfg, rng))
@@ -202,8 +222,6 @@ def fit(
                 ck.epoch_loss = (0.0, 0)
                 record(_validate(trainer, model, val_data), round(mean_loss, 6))
                 save(last)
-    finally:
-        bar.close()
     if status == "stopped" or not last.is_file() or ck.step % cfg.steps_per_epoch:
         save(last)
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,6 +94,22 @@ def test_max_minutes_stops_mid_epoch_and_resume_matches_an_uninterrupted_run(
     b = load_checkpoint(tmp_path / "b" / "run" / "last.pt").model
     assert all(torch.equal(a[k], b[k]) for k in a)  # exact: optimizer, schedule and RNG state were restored
     assert [h["psnr"] for h in resumed.history] == pytest.approx([h["psnr"] for h in straight.history])
+
+
+def test_sigterm_stops_at_the_step_and_saves_it(tmp_path: Path) -> None:
+    class Killed(TinyTrainer):
+        steps = 0
+
+        def loss(self, model, batch):
+            Killed.steps += 1
+            if Killed.steps == 5:  # `kill PID` of a background run, mid-epoch
+                os.kill(os.getpid(), signal.SIGTERM)
+            return super().loss(model, batch)
+
+    summary = loop.fit(Killed, _cfg(tmp_path), device="cpu", progress=False)
+    assert summary.status == "stopped" and summary.step == 5
+    assert load_checkpoint(tmp_path / "run" / "last.pt").step == 5
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is put back
 
 
 def test_resume_refuses_another_engines_checkpoint(tmp_path: Path) -> None:
