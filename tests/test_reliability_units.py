@@ -80,6 +80,7 @@ def test_inbox_takes_busy_links_in_turn(tmp_path: Path) -> None:
     try:
         for name in links:
             sock = zctx.ctx.socket(zmq.PUSH)
+            sock.setsockopt(zmq.SNDTIMEO, 5000)  # a send that cannot complete fails instead of hanging
             sock.connect(links[name].url)
             senders.append(sock)
             for seq in range(6):

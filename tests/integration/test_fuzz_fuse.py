@@ -172,6 +172,7 @@ def test_fuzzed_messages_are_all_rejected_by_reason_and_the_node_survives(tmp_pa
     links = {name: ctx.socket(zmq.PUSH) for name in ("mono", "color")}
     for name, sock in links.items():
         sock.setsockopt(zmq.SNDHWM, 100_000)
+        sock.setsockopt(zmq.SNDTIMEO, 10_000)  # a send that cannot complete fails instead of hanging
         sock.connect(f"ipc://{run_dir}/{name}.sock")
     fuzz = Fuzzer(SEED)
     expected: Counter = Counter()
@@ -196,6 +197,7 @@ def test_fuzzed_messages_are_all_rejected_by_reason_and_the_node_survives(tmp_pa
 
         # A message above the socket's MAXMSGSIZE never reaches the node: ZeroMQ drops that connection first.
         huge = ctx.socket(zmq.PUSH)
+        huge.setsockopt(zmq.SNDTIMEO, 10_000)
         huge.connect(f"ipc://{run_dir}/mono.sock")
         huge.send_multipart([header(GRAY8, 512, 512), bytes(MAX_PIXELS * 3 + 4096)])
         huge.close(linger=500)

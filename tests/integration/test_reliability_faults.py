@@ -142,6 +142,7 @@ def test_killed_encoder_leaves_a_playable_file(tmp_path: Path, scene: Path, suff
     ctx = zmq.Context()
     push = ctx.socket(zmq.PUSH)
     push.setsockopt(zmq.SNDHWM, 2)  # like a live link: if the encoder lags, the driver waits (few frames in flight)
+    push.setsockopt(zmq.SNDTIMEO, 10_000)  # ...but never forever
     push.connect(f"ipc://{run_dir}/output.sock")
     fps, total = 30, 89  # killed 2.97 s in, just before the keyframe at 3 s: the worst case of a keyframe GOP
     frames = moving_frames(30, 120, 160, speed=2)

@@ -93,6 +93,7 @@ def test_curve_link_accepts_the_authorized_client_only_and_logs_no_secret(tmp_pa
     output.bind(f"ipc://{run_dir}/output.sock")
     fuse = node("fuse", good, run_dir)
     plain = ctx.socket(zmq.PUSH)  # a client without CURVE at all
+    plain.setsockopt(zmq.SNDTIMEO, 5000)  # every blocking socket call in a test has a timeout
     try:
         time.sleep(1.0)
         plain.connect(url)
