@@ -47,19 +47,32 @@ def _add_colorize(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("colorize", help="colorize one mono image with one colour reference image")
     p.add_argument("--engine", default="guided", help="engine registry name (default: guided)")
     p.add_argument("--mono", required=True, help="mono image (any format OpenCV reads; colour is converted to luma)")
-    p.add_argument("--ref", required=True, help="colour reference image (may be smaller than the mono image)")
+    p.add_argument(
+        "--ref",
+        required=True,
+        help="colour reference image (may be smaller than the mono image), or a folder of them: the most "
+        "similar one is retrieved (Pik-Fix's similarity features)",
+    )
     p.add_argument("-o", "--output", required=True, help="output image path")
     p.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE", help="engine option (repeatable)")
     p.set_defaults(func=_cmd_colorize)
 
 
 def _cmd_colorize(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from streamfuse.engines import load_engine
     from streamfuse.imageio import read_gray, read_rgb, write_rgb
 
     engine = load_engine(args.engine, **_engine_options(args.opt))
     mono = read_gray(args.mono)
-    ref = read_rgb(args.ref)
+    if Path(args.ref).is_dir():
+        from streamfuse.engines.retrieval import retrieve
+
+        name, ref = retrieve(mono, args.ref)
+        print(f"reference: {name} (retrieved from {args.ref})")
+    else:
+        ref = read_rgb(args.ref)
     out = engine.colorize(mono, engine.prepare_reference(ref))
     write_rgb(args.output, out)
     print(f"wrote {args.output} ({out.shape[1]}x{out.shape[0]}, engine {args.engine})")
@@ -296,7 +309,8 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
         "--protocol",
         default="all",
         help="video, stereo, stream (13-frame clips through open_stream(): all/far PSNR, tCE) or all "
-        "(default: all = video and stereo)",
+        "(default: all = video and stereo); oldfilm: Pik-Fix's damaged stills and clips (grey and "
+        "denoise+guided baselines unless --engines names the methods)",
     )
     p.add_argument("--engines", default="naive,guided", help="comma-separated engine names (default: naive,guided)")
     p.add_argument("--data", help="benchmark folder (default: /usr/share/doc/opencv-doc/examples/data)")

@@ -84,6 +84,14 @@ def build_config(job: TranscodeJob) -> RigConfig:
     if job.engine:
         engine = {"name": job.engine, "options": {} if job.engine != engine["name"] else engine["options"]}
     engine["options"] = {**engine["options"], **job.options}
+    if job.ref and colour.is_dir() and str(engine["name"]).startswith("pikfix"):
+        # Pik-Fix picks the most similar reference per shot from the folder itself (streamfuse.engines.retrieval);
+        # the rig's colour camera then plays one of its images.
+        engine["options"].setdefault("references", str(colour))
+        colour = next((p for p in sorted(colour.iterdir()) if is_image_file(p)), None)
+        if colour is None:
+            raise ConfigError(f"--ref {job.ref}: the folder holds no images")
+        single = True
     sync = dict(tpl.get("sync", {}))
     if single:
         sync.update(max_reference_age_ms=SINGLE_REFERENCE_AGE_MS, fallback="last")

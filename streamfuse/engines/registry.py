@@ -21,6 +21,8 @@ _BUILTIN: dict[str, str] = {
     "cocolor-paper": "streamfuse.engines.cocolor:CoColorPaperEngine",
     "nir-localfit": "streamfuse.engines.cocolor:NirLocalFitEngine",
     "nir-grey": "streamfuse.engines.cocolor:NirGreyEngine",
+    "pikfix": "streamfuse.engines.pikfix:PikFixEngine",
+    "pikfix-paper": "streamfuse.engines.pikfix:PikFixPaperEngine",
 }
 _REGISTERED: dict[str, Callable[..., Engine]] = {}
 

@@ -30,6 +30,13 @@ def evaluate(
     """
     out = out if out is not None else sys.stdout
     progress = progress if progress is not None else sys.stderr
+    if cfg.protocols == ("oldfilm",):
+        from streamfuse.evaluation.oldfilm import evaluate_oldfilm
+
+        methods = None if cfg.engines == EvalConfig().engines else cfg.engines
+        return evaluate_oldfilm(
+            methods, cfg.data, json_path, images_dir, cfg.quick, True, cfg.engine_options, command, out
+        )
     if cfg.protocols == ("nir",):
         from streamfuse.evaluation.nir import DEFAULT_ENGINES, evaluate_nir
 

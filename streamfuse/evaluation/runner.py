@@ -52,6 +52,8 @@ def protocol_list(text: str) -> tuple[str, ...]:
     """Parse ``video|stereo|all``."""
     if text == "all":
         return PROTOCOLS
+    if text == "oldfilm":  # streamfuse.evaluation.oldfilm: damaged stills and clips, its own baselines and tables
+        return ("oldfilm",)
     if text == "nir":  # streamfuse.evaluation.nir: its own data (shared/data/nir-train) and tables
         return ("nir",)
     if text == "stream":  # streamfuse.evaluation.stream: every mono frame through open_stream(); not in "all"
