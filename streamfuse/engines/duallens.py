@@ -63,12 +63,17 @@ def estimate_memory_gb(arch: dict, width: float, height: float) -> float:
     return (volume + stack) / 2**30
 
 
+def _torch_forward(net, t: dict) -> dict:
+    """The graph's computation for the torch backend: y, ref [, cand] -> cbcr."""
+    return {"cbcr": net(t["y"], t["ref"], t.get("cand"))}
+
+
 class DualLensEngine(Engine):
     """Weight-volume colorization of a rectified stereo pair.
 
     Args:
         model: shipped model name (folder under engines/) or a folder with manifest.json.
-        backend: executor backend (``onnxruntime`` default; ``tensorrt`` on NVIDIA GPUs).
+        backend: executor backend (``onnxruntime`` default; ``tensorrt`` on NVIDIA GPUs; ``torch`` from weights.pt).
         threads: intra-op threads for ONNX Runtime.
         max_disp: largest disparity (mono-size pixels) to search; None = what the graph searches. A larger
             value runs at a proportionally reduced working size.
@@ -100,8 +105,16 @@ class DualLensEngine(Engine):
         self.max_disp = int(max_disp or self.graph_disp)
         self.flip = reference_side == "left"
         self.memory_gb = float(memory_gb)
-        opts = {"threads": threads} if threads and backend == "onnxruntime" else {}
-        self.executor = create_executor(folder / self.manifest.graphs["model"], backend, **opts)
+        if backend == "torch":
+            from streamfuse.models.duallens_arch import build_model
+            from streamfuse.runtime.torch import TorchExecutor
+
+            self.executor = TorchExecutor(
+                folder / self.manifest.weights, build_model, self.arch, _torch_forward, ["cbcr"], threads
+            )
+        else:
+            opts = {"threads": threads} if threads and backend == "onnxruntime" else {}
+            self.executor = create_executor(folder / self.manifest.graphs["model"], backend, **opts)
         self._guided = GuidedEngine() if self.arch.get("candidate") else None
 
     def work_scale(self, width: int, height: int) -> float:

@@ -192,3 +192,13 @@ def test_candidate_blend_starts_halfway() -> None:
     assert torch.allclose(out, 0.5 * (rough + cand), atol=1e-6)
     with pytest.raises(ValueError, match="candidate"):
         net(y, ref)
+
+
+def test_torch_backend_matches_onnxruntime_within_one_level() -> None:
+    pytest.importorskip("torch")
+    left, right = stereo_scene(w=96, h=64)
+    outs = []
+    for backend in ("onnxruntime", "torch"):
+        eng = load_engine("duallens", backend=backend, threads=1)
+        outs.append(eng.colorize(luma(left), eng.prepare_reference(right)).astype(int))
+    assert np.abs(outs[0] - outs[1]).max() <= 1
