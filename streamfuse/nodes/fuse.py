@@ -17,7 +17,7 @@ import numpy as np
 
 from streamfuse.color import gray_to_rgb
 from streamfuse.config.schema import RigConfig, SyncConfig
-from streamfuse.engines import Engine, EngineStream, load_engine
+from streamfuse.engines import Engine, EngineError, EngineStream, load_engine
 from streamfuse.metrics import psnr_cbcr
 from streamfuse.nodes import loop
 from streamfuse.nodes.common import Reporter, StopFlag, finish_streams, max_message_bytes, wire_limits
@@ -83,8 +83,14 @@ class FuseNode(loop.Operator):
         self.stop = stop
         self.live = params.live
         self.reporter = reporter or Reporter("fuse", enabled=False)
+        nir = [pair.mono.link for pair in params.pairs if pair.mono.kind == "nir"]
+        if nir and not getattr(engine, "accepts_nir", False):
+            raise EngineError(
+                f"camera {nir[0]!r} is an NIR camera but engine {engine.name!r} cannot take NIR; use cocolor"
+            )
         self.pairs = [_PairState(pair, engine.open_stream(), params.sync) for pair in params.pairs]
-        self.inputs = tuple(dict.fromkeys(p for pair in params.pairs for p in (pair.mono, pair.colour)))
+        ports = (p for pair in params.pairs for p in (pair.mono, pair.colour) if p is not None)
+        self.inputs = tuple(dict.fromkeys(ports))
         self.outputs = (params.output,)
         self._ports = {port.link: port for port in self.inputs}
         self.seqs = SeqTracker()
@@ -144,7 +150,7 @@ class FuseNode(loop.Operator):
             self._reject(problem, f"stream {header.stream} {header.pixfmt.name} is not expected here", link)
             return
         mono_of = [p for p in self.pairs if p.pair.mono.link == link]
-        colour_of = [p for p in self.pairs if p.pair.colour.link == link]
+        colour_of = [p for p in self.pairs if p.pair.colour is not None and p.pair.colour.link == link]
         if header.stream & TRUTH_STREAM_FLAG:
             for state in mono_of:
                 self._truth(state, header.seq, frame)
@@ -198,7 +204,8 @@ class FuseNode(loop.Operator):
         for state in self.pairs:
             while state.pending:
                 header, mono = state.pending[0]
-                if not self.live and not state.tracker.ready(header.ts_ns):
+                alone = state.pair.colour is None  # an NIR camera without a colour camera: nothing to wait for
+                if not self.live and not alone and not state.tracker.ready(header.ts_ns):
                     if time.monotonic() - state.last_colour_msg <= self.params.colour_wait_s:
                         break
                     if not self.counts["colour_timeouts"]:
@@ -214,7 +221,12 @@ class FuseNode(loop.Operator):
         if pairing.new:
             state.stream.push_reference(pairing.rgb)  # once per colour frame; reused until the next one
         t0 = time.perf_counter()
-        result = gray_to_rgb(mono) if pairing.rgb is None else state.stream.colorize(mono)
+        if pairing.rgb is not None:
+            result = state.stream.colorize(mono)
+        elif state.pair.mono.kind == "nir":
+            result = self.engine.colorize(mono, None)  # no usable colour frame: the NIR engine's learned prior
+        else:
+            result = gray_to_rgb(mono)
         self.engine_ms.append((time.perf_counter() - t0) * 1000)
         truth = state.truth.pop(header.seq, None)
         if truth is not None:
@@ -241,7 +253,7 @@ class FuseNode(loop.Operator):
                 state.tracker.prune(state.pending[0][0].ts_ns)
             if len(state.pending) < self.params.max_pending:
                 wanted.add(state.pair.mono.link)
-            if not state.tracker.full:
+            if state.pair.colour is not None and not state.tracker.full:
                 wanted.add(state.pair.colour.link)
         return wanted or {port.link for port in self.inputs}
 
@@ -291,7 +303,10 @@ def run_fuse_node(cfg: RigConfig, run_dir: str | Path, report: bool = True) -> d
     cv2.setNumThreads(max(1, cv2.getNumberOfCPUs() - 1))
     zctx = ZmqContext()
     links = {
-        port.link: endpoint_for(cfg, port.link, run_dir) for pair in params.pairs for port in (pair.mono, pair.colour)
+        port.link: endpoint_for(cfg, port.link, run_dir)
+        for pair in params.pairs
+        for port in (pair.mono, pair.colour)
+        if port is not None
     }
     inbox = ZmqInbox(zctx, links, params.live, max_message_bytes(cfg))
     out = ZmqSender(zctx, endpoint_for(cfg, "output", run_dir), live=params.live)

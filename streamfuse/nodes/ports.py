@@ -46,7 +46,8 @@ class CameraPair:
     """A mono port and the colour port whose frames are its references; the fusion node's unit of work."""
 
     mono: Port
-    colour: Port
+    colour: Port | None
+    """None: an NIR camera alone (no colour camera in the rig); the engine colorizes from its learned prior."""
     outputs: tuple[int, ...]
     """Indexes of the rig outputs (wire streams on the output link) that record this pair's fused video."""
 
@@ -65,9 +66,11 @@ def camera_pairs(cfg: RigConfig) -> list[CameraPair]:
     """The pairs a rig fuses: today one mono camera with its colour partner, recorded by every output."""
     mono = cfg.mono_camera
     partner = cfg.partner_of(mono)
-    return [CameraPair(camera_port(cfg, mono), camera_port(cfg, partner), tuple(range(len(cfg.outputs))))]
+    colour = camera_port(cfg, partner) if partner is not None else None
+    return [CameraPair(camera_port(cfg, mono), colour, tuple(range(len(cfg.outputs))))]
 
 
 def rig_cameras(cfg: RigConfig) -> list[str]:
     """The cameras whose capture nodes a rig runs: those that some pair uses."""
-    return list(dict.fromkeys(c for pair in camera_pairs(cfg) for c in (pair.mono.link, pair.colour.link)))
+    ports = (p for pair in camera_pairs(cfg) for p in (pair.mono, pair.colour) if p is not None)
+    return list(dict.fromkeys(p.link for p in ports))

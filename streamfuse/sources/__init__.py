@@ -14,6 +14,10 @@ def open_source(cfg: RigConfig, camera: str, limit: int | None = None) -> Source
 
         mono_fps = cfg.cameras[cfg.mono_camera].fps
         index = list(cfg.cameras).index(camera) if len(cfg.mono_cameras) > 1 else 0  # arrays: own noise per camera
+        if cam.role == "nir":  # simulated NIR of the same scene (sources/synthetic_nir.py), GRAY8 frames
+            from streamfuse.sources.synthetic_nir import SyntheticNirCamera
+
+            return SyntheticNirCamera(cfg.synthetic, mono_fps, limit, view_shift=cam.view_shift, index=index)
         return SyntheticCamera(cfg.synthetic, cam.role, mono_fps, limit, cam.view_shift, index)
     if cam.source == "file":
         from streamfuse.sources.file import FileCamera
