@@ -29,7 +29,7 @@ class TrainConfig:
     clip_grad: float = 0.0
     """Clip the gradient norm to this (0 = off)."""
     init: str = ""
-    """Checkpoint whose model weights start the run (fine-tuning); empty = random init."""
+    """Checkpoint or engine folder (its ``weights.pt``) whose weights start the run (fine-tuning); empty = random."""
     seed: int = 0
     threads: int = 1
     """torch CPU threads (one per long job on a shared machine)."""

@@ -75,6 +75,23 @@ def _schedule(opt: torch.optim.Optimizer, cfg: TrainConfig) -> torch.optim.lr_sc
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
 
 
+def initial_weights(path: str | Path) -> dict[str, Any]:
+    """The model weights that start a fine-tune: a checkpoint's, or an engine folder's ``weights.pt``.
+
+    Raises:
+        FileNotFoundError / ValueError: no such file, or neither format; the message names the file.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / "weights.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"init: {path} not found; give a checkpoint (runs/NAME/best.pt) or an engine folder")
+    raw = torch.load(path, map_location="cpu", weights_only=False)
+    if isinstance(raw, dict) and isinstance(raw.get("model"), dict):
+        return raw["model"]
+    raise ValueError(f"init: {path} holds no model weights; give a checkpoint or an engine's weights.pt")
+
+
 def _validate(trainer: Trainer, model: torch.nn.Module, data: Any) -> dict[str, float]:
     model.eval()
     with torch.inference_mode():
@@ -152,7 +169,7 @@ def fit(
 
     model = trainer.build_model(cfg)
     if cfg.init:
-        model.load_state_dict(load_checkpoint(cfg.init).model)
+        model.load_state_dict(initial_weights(cfg.init))
     model.to(dev)
     opt = trainer.optimizer(model, cfg)
     sched = _schedule(opt, cfg)

@@ -112,6 +112,19 @@ def test_sigterm_stops_at_the_step_and_saves_it(tmp_path: Path) -> None:
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is put back
 
 
+def test_init_fine_tunes_from_a_checkpoint_or_an_engine_folder(tmp_path: Path) -> None:
+    loop.fit(TinyTrainer, _cfg(tmp_path / "a", epochs=1), device="cpu", progress=False)
+    best = tmp_path / "a" / "run" / "best.pt"
+    start = loop.fit(TinyTrainer, _cfg(tmp_path / "b", epochs=1, init=str(best)), device="cpu", progress=False)
+    assert start.history[0]["psnr"] == pytest.approx(load_checkpoint(best).best)  # epoch 0 = the init's score
+    (tmp_path / "eng").mkdir()
+    torch.save({"model": load_checkpoint(best).model, "arch": {}}, tmp_path / "eng" / "weights.pt")
+    assert loop.initial_weights(tmp_path / "eng").keys() == load_checkpoint(best).model.keys()
+    torch.save({"weights": 1}, tmp_path / "bad.pt")
+    with pytest.raises(ValueError, match="bad.pt holds no model weights"):
+        loop.initial_weights(tmp_path / "bad.pt")
+
+
 def test_resume_refuses_another_engines_checkpoint(tmp_path: Path) -> None:
     loop.fit(TinyTrainer, _cfg(tmp_path, epochs=1), device="cpu", progress=False)
     ck = load_checkpoint(tmp_path / "run" / "last.pt")
