@@ -285,8 +285,9 @@ def _add_build_engine(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_build_engine(args: argparse.Namespace) -> int:
-    from streamfuse.runtime.trt_build import build_engine_plans
-    from streamfuse.runtime.trt_shapes import ShapeProfile
+    from streamfuse.engines.assets import load_engine_manifest
+    from streamfuse.runtime.shapes import ShapeProfile
+    from streamfuse.runtime.tensorrt import warm_cache
 
     if not args.engine and not args.onnx:
         raise UserError("give --engine NAME (a shipped engine) or --onnx PATH")
@@ -294,9 +295,13 @@ def _cmd_build_engine(args: argparse.Namespace) -> int:
         profile = ShapeProfile(args.min, args.opt, args.max)
     except ValueError as exc:
         raise UserError(str(exc)) from exc
-    plans = build_engine_plans(args.engine, args.onnx, args.precision, profile, args.out, args.force, args.device)
-    for plan in plans:
-        print(f"plan {plan} ({args.precision}, profile {profile})")
+    if args.onnx:
+        graphs = [args.onnx]
+    else:
+        manifest, folder = load_engine_manifest(args.engine)
+        graphs = [folder / name for name in manifest.graphs.values()]
+    for cache in warm_cache(graphs, args.precision, profile, args.out, args.device, force=args.force):
+        print(f"engine cache {cache} ({args.precision}, profile {profile})")
     return 0
 
 

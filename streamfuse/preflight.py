@@ -28,7 +28,7 @@ from streamfuse.config.presets import demo_video
 from streamfuse.config.schema import CameraConfig, RigConfig
 from streamfuse.engines import EngineError, available_engines, load_engine
 from streamfuse.errors import ConfigError, SourceError
-from streamfuse.runtime.nvenc import NVENC_PRESETS, pick_encoder
+from streamfuse.nvenc import NVENC_PRESETS, pick_encoder
 from streamfuse.sources.video import IMAGE_SUFFIXES, is_image_file, probe_video, read_rgb_frames
 
 log = logging.getLogger("streamfuse.preflight")

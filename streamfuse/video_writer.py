@@ -16,7 +16,7 @@ import numpy as np
 
 from streamfuse.config.schema import OutputConfig
 from streamfuse.errors import SourceError
-from streamfuse.runtime.nvenc import nvenc_options, pick_encoder
+from streamfuse.nvenc import nvenc_options, pick_encoder
 from streamfuse.sources.video import VideoInfo, ns_to_pts, probe_video
 
 log = logging.getLogger("streamfuse.encode")

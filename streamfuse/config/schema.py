@@ -123,7 +123,9 @@ class EngineConfig:
     name: str = "guided"
     """Registry name (streamfuse.available_engines())."""
     options: dict[str, object] = field(default_factory=dict)
-    """Constructor options of the engine."""
+    """Constructor options of the engine; ``backend: tensorrt`` runs a learned engine on an NVIDIA GPU."""
+    precision: Literal["fp16", "fp32"] = "fp16"
+    """GPU precision of the TensorRT engines when ``options.backend`` is tensorrt (docs/GPU.md); ignored on the CPU."""
 
 
 @dataclass

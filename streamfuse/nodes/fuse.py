@@ -299,7 +299,10 @@ def run_fuse_node(cfg: RigConfig, run_dir: str | Path, report: bool = True) -> d
 
     params = FuseParams.from_rig(cfg)
     stop = StopFlag().install()
-    engine = load_engine(cfg.engine.name, **cfg.engine.options)
+    from streamfuse.runtime.factory import gpu_options
+
+    with gpu_options(precision=cfg.engine.precision):  # the rig's GPU precision reaches the engine's executors
+        engine = load_engine(cfg.engine.name, **cfg.engine.options)
     cv2.setNumThreads(max(1, cv2.getNumberOfCPUs() - 1))
     zctx = ZmqContext()
     links = {

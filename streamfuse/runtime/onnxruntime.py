@@ -16,7 +16,13 @@ class OrtExecutor(Executor):
 
     backend = "onnxruntime"
 
-    def __init__(self, model: str | Path | bytes, threads: int | None = None, providers: list[str] | None = None):
+    def __init__(
+        self,
+        model: str | Path | bytes,
+        threads: int | None = None,
+        providers: list[str] | None = None,
+        provider_options: list[dict] | None = None,
+    ):
         try:
             import onnxruntime as ort
         except ImportError as exc:  # pragma: no cover - onnxruntime is a hard dependency
@@ -26,7 +32,9 @@ class OrtExecutor(Executor):
         opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         source = model if isinstance(model, bytes) else str(model)
-        self._session = ort.InferenceSession(source, opts, providers=providers or ["CPUExecutionProvider"])
+        self._session = ort.InferenceSession(
+            source, opts, providers=providers or ["CPUExecutionProvider"], provider_options=provider_options
+        )
         self._inputs = [i.name for i in self._session.get_inputs()]
         self._outputs = [o.name for o in self._session.get_outputs()]
 

@@ -1,4 +1,4 @@
-"""TensorRT shape logic that needs no GPU: frame-size profiles, per-input tensor shapes, buffer plans.
+"""TensorRT shape profiles, which need no GPU: frame-size profiles and the per-input shapes ORT's TensorRT EP takes.
 
 A profile is stated in frame sizes (``--min 320x240 --opt 1280x720 --max 1920x1088``). Each graph input with
 dynamic spatial dims follows the frame size times a per-input scale range (1 for full-resolution inputs; for
@@ -8,21 +8,13 @@ example 1/8..1/4 for a reference branch that sees the colour frame at reference 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-import numpy as np
-
-from streamfuse.runtime.base import BackendUnavailable
 from streamfuse.size import parse_size
 
 Size = tuple[int, int]  # (width, height)
 Dims = tuple[int, ...]  # a tensor shape; -1 marks a dynamic dim
-ALIGNMENT = 256  # bytes; CUDA allocations and TensorRT I/O tensors want 256-byte aligned addresses
-
-
-class ProfileError(BackendUnavailable):
-    """A frame or tensor shape outside every optimization profile of a TensorRT plan."""
 
 
 def _fmt(size: Size) -> str:
@@ -60,22 +52,6 @@ class ShapeProfile:
 
 
 DEFAULT_PROFILE = ShapeProfile(min=(320, 240), opt=(1280, 720), max=(1920, 1088))
-
-
-def select_profile(profiles: Sequence[ShapeProfile], width: int, height: int) -> int:
-    """Index of the profile for a ``width``×``height`` frame: the one containing it whose ``opt`` is nearest.
-
-    Raises:
-        ProfileError: no profile covers the frame; the message says how to rebuild the plan.
-    """
-    fits = [i for i, p in enumerate(profiles) if p.contains(width, height)]
-    if not fits:
-        spans = ", ".join(f"{_fmt(p.min)}..{_fmt(p.max)}" for p in profiles) or "none"
-        raise ProfileError(
-            f"frame {width}x{height} is outside the TensorRT plan's shape profile(s) ({spans}); rebuild it with "
-            f"`streamfuse build-engine ... --min/--max` covering {width}x{height}, or use backend=onnxruntime instead"
-        )
-    return min(fits, key=lambda i: abs(profiles[i].opt[0] * profiles[i].opt[1] - width * height))
 
 
 def _scaled(size: Size, ratio: float, rounding) -> Size:
@@ -121,66 +97,29 @@ def input_shapes(
     return tuple(out[0]), tuple(out[1]), tuple(out[2])
 
 
-def check_shape(name: str, shape: Dims, bounds: tuple[Dims, Dims, Dims]) -> None:
-    """Raise ProfileError when a concrete input shape is outside its (min, opt, max) bounds."""
-    lo, _, hi = bounds
-    if len(shape) != len(lo) or any(not a <= s <= b for s, a, b in zip(shape, lo, hi, strict=True)):
-        raise ProfileError(
-            f"input {name!r} has shape {tuple(shape)}, outside the TensorRT profile {tuple(lo)}..{tuple(hi)}; "
-            "rebuild the plan with `streamfuse build-engine` for this size, or use backend=onnxruntime instead"
-        )
+def _dims_text(shape: Dims) -> str:
+    return "x".join(str(d) for d in shape)
 
 
-@dataclass(frozen=True)
-class TensorSlot:
-    """Where one tensor lives inside a buffer arena."""
+def ort_profile_shapes(
+    inputs: Mapping[str, Dims],
+    profile: ShapeProfile,
+    scales: Mapping[str, float | tuple[float, float]] | None = None,
+) -> dict[str, str]:
+    """The ``trt_profile_min/opt/max_shapes`` options of ORT's TensorRT EP for graph ``inputs`` (name -> dims).
 
-    name: str
-    shape: Dims
-    dtype: np.dtype
-    offset: int
-    nbytes: int
-
-
-@dataclass(frozen=True)
-class BufferPlan:
-    """Byte layout of a set of tensors in one arena (one allocation), each tensor 256-byte aligned."""
-
-    tensors: dict[str, TensorSlot]
-    total: int
-
-    def view(self, arena: np.ndarray, name: str) -> np.ndarray:
-        """The tensor ``name`` as a typed, shaped view into a host ``arena`` (uint8, at least ``total`` bytes)."""
-        t = self.tensors[name]
-        return arena[t.offset : t.offset + t.nbytes].view(t.dtype).reshape(t.shape)
-
-
-def _align(n: int, alignment: int = ALIGNMENT) -> int:
-    return (n + alignment - 1) // alignment * alignment
-
-
-def plan_buffers(specs: Mapping[str, tuple[Dims, np.dtype]], alignment: int = ALIGNMENT) -> BufferPlan:
-    """Lay out tensors of concrete shapes back to back in one arena, in the given order."""
-    tensors: dict[str, TensorSlot] = {}
-    offset = 0
-    for name, (shape, dtype) in specs.items():
-        if any(d < 0 for d in shape):
-            raise ValueError(f"tensor {name!r} has an unresolved dynamic shape {tuple(shape)}")
-        dt = np.dtype(dtype)
-        nbytes = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
-        tensors[name] = TensorSlot(name, tuple(int(d) for d in shape), dt, offset, nbytes)
-        offset = _align(offset + nbytes, alignment)
-    return BufferPlan(tensors, offset)
-
-
-def grown_capacity(capacity: int, needed: int) -> int:
-    """New arena capacity for ``needed`` bytes: unchanged when it fits, else grown by 1.5× so size changes settle."""
-    if needed <= capacity:
-        return capacity
-    return _align(max(needed, capacity + capacity // 2))
-
-
-def frame_profile(bounds: tuple[Dims, Dims, Dims]) -> ShapeProfile:
-    """The frame-size profile implied by the (min, opt, max) shapes of a full-resolution input (last dims H, W)."""
-    lo, opt, hi = bounds
-    return ShapeProfile(min=(lo[-1], lo[-2]), opt=(opt[-1], opt[-2]), max=(hi[-1], hi[-2]))
+    Inputs without a dynamic dim are left out (TensorRT needs no profile for them). ``scales`` gives the size ratio
+    to the frame of inputs that are not at frame resolution (see :func:`input_shapes`).
+    """
+    scales = scales or {}
+    per_input = {
+        name: input_shapes(dims, profile, scales.get(name, 1.0)) for name, dims in inputs.items() if -1 in dims
+    }
+    return (
+        {
+            f"trt_profile_{which}_shapes": ",".join(f"{n}:{_dims_text(b[i])}" for n, b in per_input.items())
+            for i, which in enumerate(("min", "opt", "max"))
+        }
+        if per_input
+        else {}
+    )

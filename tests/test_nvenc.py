@@ -7,7 +7,7 @@ import av
 import numpy as np
 import pytest
 
-from streamfuse.runtime import nvenc
+from streamfuse import nvenc
 
 
 @pytest.fixture
@@ -27,7 +27,7 @@ def test_nvenc_chosen_when_it_opens(opens):
 
 def test_fallback_to_software_is_logged(opens, caplog):
     opens.update({"libx264", "libx265"})
-    caplog.set_level(logging.INFO, logger="streamfuse.runtime.nvenc")
+    caplog.set_level(logging.INFO, logger="streamfuse.nvenc")
     assert nvenc.pick_encoder("h264") == "libx264"
     assert "h264_nvenc is not usable here" in caplog.text and "encoding with libx264" in caplog.text
     assert nvenc.pick_encoder("hevc_nvenc") == "libx265"
