@@ -62,10 +62,16 @@ def bench_engine(
     if threads is not None:
         cv2.setNumThreads(int(threads))
     eng = load_engine(engine, **(options or {}))
+    up = float(getattr(eng, "output_scale", 1.0))
+    if up != 1.0 and "scale" not in (options or {}):  # an engine that enlarges (scsnet) enlarges by --scale
+        eng = load_engine(engine, **{**(options or {}), "scale": scale})
+        up = scale
     times: list[float] = []
     cpu = 0.0
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     for i, (mono, ref) in enumerate(rig_frames(size, scale, warmup + frames)):
+        if up != 1.0:  # --size is the output size; an enlarging engine gets the mono frame at 1/up of it
+            mono = cv2.resize(mono, (round(size[0] / up), round(size[1] / up)), interpolation=cv2.INTER_AREA)
         c0, t0 = time.process_time(), time.perf_counter()
         eng.colorize(mono, eng.prepare_reference(ref))
         t1, c1 = time.perf_counter(), time.process_time()

@@ -49,10 +49,10 @@ def _add_colorize(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mono", required=True, help="mono image (any format OpenCV reads; colour is converted to luma)")
     p.add_argument(
         "--ref",
-        required=True,
         help="colour reference image (may be smaller than the mono image), or a folder of them: the most "
-        "similar one is retrieved (Pik-Fix's similarity features)",
+        "similar one is retrieved (Pik-Fix's similarity features); omit it for automatic mode (scsnet)",
     )
+    p.add_argument("--scale", type=float, help="output size / mono size, for engines that enlarge (scsnet)")
     p.add_argument("-o", "--output", required=True, help="output image path")
     p.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE", help="engine option (repeatable)")
     p.set_defaults(func=_cmd_colorize)
@@ -64,16 +64,23 @@ def _cmd_colorize(args: argparse.Namespace) -> int:
     from streamfuse.engines import load_engine
     from streamfuse.imageio import read_gray, read_rgb, write_rgb
 
-    engine = load_engine(args.engine, **_engine_options(args.opt))
+    options = _engine_options(args.opt)
+    if args.scale is not None:
+        options["scale"] = args.scale
+    engine = load_engine(args.engine, **options)
     mono = read_gray(args.mono)
-    if Path(args.ref).is_dir():
+    if args.ref is None:
+        if not getattr(engine, "automatic", False):
+            raise UserError(f"engine {args.engine} needs --ref (only scsnet colorizes without a reference)")
+        ref = None
+    elif Path(args.ref).is_dir():
         from streamfuse.engines.retrieval import retrieve
 
         name, ref = retrieve(mono, args.ref)
         print(f"reference: {name} (retrieved from {args.ref})")
     else:
         ref = read_rgb(args.ref)
-    out = engine.colorize(mono, engine.prepare_reference(ref))
+    out = engine.colorize(mono, None if ref is None else engine.prepare_reference(ref))
     write_rgb(args.output, out)
     print(f"wrote {args.output} ({out.shape[1]}x{out.shape[0]}, engine {args.engine})")
     return 0

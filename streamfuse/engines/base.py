@@ -71,6 +71,9 @@ class Engine(ABC):
     """Base class of every fusion engine. Arrays at this API are uint8 and RGB order."""
 
     name: ClassVar[str] = "engine"
+    output_scale: float = 1.0
+    """Output size / mono size. 1 for colorizers; an engine that also enlarges (scsnet) sets its scale, so
+    callers that size buffers or frames (bench, the fuse node) know the output is round(H·s)×round(W·s)."""
 
     def __init__(self) -> None:
         self.reference_calls = 0  # counts prepare_reference() so tests can prove reuse

@@ -17,6 +17,8 @@ _BUILTIN: dict[str, str] = {
     "ccdc-paper": "streamfuse.engines.ccdc:CCDCPaperEngine",
     "duallens": "streamfuse.engines.duallens:DualLensEngine",
     "duallens-paper": "streamfuse.engines.duallens:DualLensPaperEngine",
+    "scsnet": "streamfuse.engines.scsnet:SCSNetEngine",
+    "scsnet-paper": "streamfuse.engines.scsnet:SCSNetPaperEngine",
     "cocolor": "streamfuse.engines.cocolor:CoColorEngine",
     "cocolor-paper": "streamfuse.engines.cocolor:CoColorPaperEngine",
     "nir-localfit": "streamfuse.engines.cocolor:NirLocalFitEngine",

@@ -37,6 +37,12 @@ def evaluate(
         return evaluate_oldfilm(
             methods, cfg.data, json_path, images_dir, cfg.quick, True, cfg.engine_options, command, out
         )
+    if cfg.protocols == ("scsr",):
+        from streamfuse.evaluation.scsr import DEFAULT_METHODS, SCALES, evaluate_scsr
+
+        methods = DEFAULT_METHODS if cfg.engines == EvalConfig().engines else cfg.engines
+        scales = SCALES if cfg.scales == EvalConfig().scales else cfg.scales
+        return evaluate_scsr(methods, cfg.data, scales, cfg.quick, cfg.engine_options, json_path, images_dir, command)
     if cfg.protocols == ("nir",):
         from streamfuse.evaluation.nir import DEFAULT_ENGINES, evaluate_nir
 

@@ -56,6 +56,8 @@ def protocol_list(text: str) -> tuple[str, ...]:
         return ("oldfilm",)
     if text == "nir":  # streamfuse.evaluation.nir: its own data (shared/data/nir-train) and tables
         return ("nir",)
+    if text == "scsr":  # streamfuse.evaluation.scsr: colorization + super-resolution, its own baselines and tables
+        return ("scsr",)
     if text == "stream":  # streamfuse.evaluation.stream: every mono frame through open_stream(); not in "all"
         return ("stream",)
     if text not in PROTOCOLS:
