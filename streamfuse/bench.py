@@ -105,24 +105,70 @@ def bench_engine(
 
 
 def bench_pipeline(
-    engine: str, size: tuple[int, int], scale: float, frames: int, options: dict | None = None, mode: str = "offline"
+    engine: str,
+    size: tuple[int, int],
+    scale: float,
+    frames: int,
+    options: dict | None = None,
+    mode: str = "offline",
+    observe: bool = False,
+    config: str | Path | None = None,
 ) -> dict:
-    """End-to-end run of the synthetic rig (capture, fuse, encode as real processes) on the same frames."""
-    from streamfuse.config import synthetic_rig_config
+    """End-to-end run of the synthetic rig (capture, fuse, encode as real processes) on the same frames.
+
+    ``config`` runs that rig.yaml instead (its outputs go to a temporary folder); ``observe`` turns metrics, the
+    preview (with snapshots) and the trace on, as an operator would.
+    """
+    from streamfuse.config import load_config, synthetic_rig_config
+    from streamfuse.config.schema import ObserveConfig
     from streamfuse.nodes.launcher import run_pipeline
 
     with tempfile.TemporaryDirectory(prefix="sf-bench-") as tmp:
-        cfg = synthetic_rig_config(
-            size=size,
-            scale=scale,
-            engine=engine,
-            engine_options=dict(options or {}),
-            mode=mode,
-            output=str(Path(tmp) / "bench.mp4"),
-        )
+        if config is not None:
+            cfg = load_config(config)
+            for i, out in enumerate(cfg.outputs):
+                out.path = str(Path(tmp) / f"out{i}{Path(out.path).suffix}")
+        else:
+            cfg = synthetic_rig_config(
+                size=size,
+                scale=scale,
+                engine=engine,
+                engine_options=dict(options or {}),
+                mode=mode,
+                output=str(Path(tmp) / "bench.mp4"),
+            )
+        on = ObserveConfig(metrics_port="0", preview_port="0", trace=str(Path(tmp) / "trace.json"))
+        cfg.observe = on if observe else ObserveConfig()
         summary = run_pipeline(cfg, frames)
     keys = ("e2e_fps", "latency_p50_ms", "latency_p99_ms", "frames_out", "cpu_ms_per_frame")
     return {"pipeline_mode": mode, **{k: summary.get(k) for k in keys}}
+
+
+def bench_observe_overhead(
+    engine: str,
+    size: tuple[int, int],
+    scale: float,
+    frames: int,
+    options: dict | None = None,
+    mode: str = "offline",
+    config: str | Path | None = None,
+    rounds: int = 3,
+) -> dict:
+    """End-to-end fps with metrics, preview and trace off and on, alternated ``rounds`` times in one run (so machine
+    load hits both alike); the medians and their ratio (the target is >= 0.95)."""
+    runs: dict[str, list[float]] = {"off": [], "on": []}
+    for _ in range(rounds):
+        for key in ("off", "on"):
+            result = bench_pipeline(engine, size, scale, frames, options, mode, observe=key == "on", config=config)
+            runs[key].append(result["e2e_fps"] or 0.0)
+    off, on = (float(np.median(runs[k])) for k in ("off", "on"))
+    return {
+        "observe_fps_off": round(off, 2),
+        "observe_fps_on": round(on, 2),
+        "observe_ratio": round(on / off, 3) if off else None,
+        "observe_runs": runs,
+        "observe_config": str(config) if config else "synthetic rig",
+    }
 
 
 def sweep(engine: str, scale: float, frames: int, options: dict | None = None) -> list[dict]:
@@ -151,6 +197,12 @@ def format_result(r: dict) -> str:
             f"{_num(r['latency_p50_ms'])} ms   p99 {_num(r['latency_p99_ms'])} ms   frames out {r['frames_out']}"
         )
         lines.append(f"  ratio         end-to-end / engine-only = {ratio}")
+        if "observe_ratio" in r:
+            lines.append(
+                f"  observability end-to-end {r['observe_fps_off']:.1f} fps off, {r['observe_fps_on']:.1f} fps with "
+                f"metrics, preview and trace on ({r['observe_config']}, median of {len(r['observe_runs']['on'])}): "
+                f"ratio {r['observe_ratio']}"
+            )
         per_node = r.get("cpu_ms_per_frame") or {}
         if per_node:
             parts = "  ".join(f"{name} {ms:.1f}" for name, ms in per_node.items())

@@ -129,6 +129,9 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--frames", type=int, help="stop after this many mono frames")
     p.add_argument("--duration", type=float, help="stop after this many seconds")
     p.add_argument("--json", help="also write the run summary to this JSON file")
+    p.add_argument("--metrics-port", metavar="[HOST:]PORT", help="serve Prometheus metrics (needs [observe])")
+    p.add_argument("--preview-port", metavar="[HOST:]PORT", help="serve the live preview page (needs [observe])")
+    p.add_argument("--trace", metavar="FILE", help="write per-frame stage timestamps as a Chrome trace (Perfetto)")
     p.set_defaults(func=_cmd_run)
 
 
@@ -140,7 +143,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     if args.frames is not None and args.frames <= 0:
         raise UserError("--frames must be a positive number")
-    summary = run_rig(args.config, frames=args.frames, duration=args.duration)
+    config = args.config
+    views = {"metrics_port": args.metrics_port, "preview_port": args.preview_port, "trace": args.trace}
+    if any(views.values()):  # the command line adds to (or overrides) the rig's observe: section
+        import dataclasses
+
+        from streamfuse.config import load_config
+
+        config = load_config(args.config)
+        config.observe = dataclasses.replace(config.observe, **{k: v for k, v in views.items() if v})
+    summary = run_rig(config, frames=args.frames, duration=args.duration)
     print(format_summary(summary))
     if args.json:
         with open(args.json, "w") as fh:
@@ -373,6 +385,13 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
         default="offline",
         help="offline: as fast as possible, no drops (throughput); live: paced at 30 fps (latency)",
     )
+    p.add_argument("--pipeline-config", metavar="RIG.yaml", help="run this rig for --pipeline (e.g. configs/demo.yaml)")
+    p.add_argument(
+        "--observe",
+        action="store_true",
+        help="with --pipeline: run it with metrics, preview and trace off and on, alternated 3 times, and report "
+        "both fps and their ratio",
+    )
     p.add_argument("--sweep", action="store_true", help="cost versus pixels from 320x240 to 1280x720")
     p.add_argument("--threads", type=int, help="OpenCV threads for the engine-only run (default: one per core)")
     p.add_argument("--backend", help="inference backend of a learned engine: onnxruntime, torch or tensorrt")
@@ -398,9 +417,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     else:
         result = bench.bench_engine(args.engine, args.size, args.scale, args.frames, options, threads=args.threads)
         if args.pipeline:
-            result.update(
-                bench.bench_pipeline(args.engine, args.size, args.scale, args.frames, options, args.pipeline_mode)
-            )
+            run = (args.engine, args.size, args.scale, args.frames, options, args.pipeline_mode)
+            result.update(bench.bench_pipeline(*run, config=args.pipeline_config))
+            if args.observe:
+                result.update(bench.bench_observe_overhead(*run, config=args.pipeline_config))
     bench.print_result(result)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

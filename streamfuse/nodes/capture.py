@@ -15,6 +15,8 @@ from streamfuse.errors import SourceError
 from streamfuse.nodes import loop
 from streamfuse.nodes.common import Reporter, StopFlag, finish_streams
 from streamfuse.nodes.ports import TRUTH_STREAM_FLAG, Port, camera_port
+from streamfuse.observe.rig import trace_part
+from streamfuse.observe.trace import TraceRecorder
 from streamfuse.sources import CapturedFrame, Source, open_source
 from streamfuse.transport import Sender, ZmqContext, ZmqSender, endpoint_for
 from streamfuse.wire import encode_frame
@@ -37,12 +39,21 @@ class CaptureParams:
     """Live sources: reopen with exponential backoff after a failure."""
     epoch_ns: int | None = None
     """Live mode: wall-clock ns of frame time 0 for replayed sources (default: when the node starts)."""
+    clock_skew_ppm: float = 0.0
+    """Live mode, replayed sources: the camera clock runs this much fast (a drifting camera, for sync to correct)."""
+    trace: str | None = None
+    """This node's trace part file (None: no trace)."""
 
     @classmethod
-    def from_rig(cls, cfg: RigConfig, camera: str, epoch_ns: int | None = None) -> CaptureParams:
+    def from_rig(
+        cls, cfg: RigConfig, camera: str, epoch_ns: int | None = None, run_dir: str | Path | None = None
+    ) -> CaptureParams:
         if camera not in cfg.cameras:
             raise SourceError(f"no camera named {camera!r} in {cfg.source_file}; cameras: {', '.join(cfg.cameras)}")
-        return cls(camera, camera_port(cfg, camera), cfg.mode == "live", cfg.cameras[camera].reconnect, epoch_ns)
+        cam = cfg.cameras[camera]
+        trace = trace_part(cfg, run_dir, f"capture:{camera}") if run_dir is not None else None
+        port, live, trace = camera_port(cfg, camera), cfg.mode == "live", trace and str(trace)
+        return cls(camera, port, live, cam.reconnect, epoch_ns, cam.clock_skew_ppm, trace)
 
 
 def rig_source(cfg: RigConfig, camera: str, frames: int | None = None) -> SourceFactory:
@@ -86,6 +97,7 @@ class CaptureNode(loop.Operator):
         self.seq = 0
         self.sent = 0
         self.dropped = 0
+        self.trace = TraceRecorder(params.trace, f"capture:{params.camera}")
 
     @property
     def done(self) -> bool:
@@ -100,7 +112,7 @@ class CaptureNode(loop.Operator):
         delay = (due - time.time_ns()) / 1e9
         if delay > 0:
             self.stop.wait(delay)
-        return due
+        return due + round(frame.ts_ns * self.params.clock_skew_ppm * 1e-6)  # the camera's own clock reads this
 
     def _stream(self) -> Iterator[tuple[CapturedFrame, bool]]:
         """Frames from the source; a live source that fails is reopened with exponential backoff."""
@@ -137,13 +149,16 @@ class CaptureNode(loop.Operator):
 
     def step(self, msg: loop.Message | None = None) -> None:
         """Publish the next frame of the source (the end of the source ends the node)."""
+        read_ns = time.time_ns()
         item = next(self._frames, None)
+        read_end_ns = time.time_ns()
         if item is None:
             self._done = True
             return
         frame, source_live = item
         live, stream = self.params.live, self.params.port.stream
         ts = self._stamp(frame, source_live)
+        send_ns = time.time_ns()
         image = self.transform(frame.image) if self.transform else frame.image
         truth = None
         if frame.truth is not None:
@@ -155,6 +170,9 @@ class CaptureNode(loop.Operator):
         if truth and live and ok and not self.sender.send(truth, block=False):
             self.reporter.counts["truth_dropped"] += 1  # live: the truth never takes a frame's place
         self.seq += 1
+        if self.trace.enabled:
+            self.trace.span("capture", self.params.camera, ts, read_ns, read_end_ns, seq=self.seq - 1)
+            self.trace.span("send", self.params.camera, ts, send_ns, time.time_ns(), sent=ok)
         if ok:
             self.sent += 1
             self.reporter.frame({"dropped": self.dropped})
@@ -177,13 +195,14 @@ class CaptureNode(loop.Operator):
 
     def close(self) -> None:
         self._frames.close()  # closes the source if the loop ended early
+        self.trace.close()
 
 
 def run_capture_node(
     cfg: RigConfig, camera: str, run_dir: str | Path, frames: int | None, epoch_ns: int | None, report: bool = True
 ) -> dict:
     """Run a capture node with real ZeroMQ sockets until done (`streamfuse node capture`, and the launcher)."""
-    params = CaptureParams.from_rig(cfg, camera, epoch_ns)
+    params = CaptureParams.from_rig(cfg, camera, epoch_ns, run_dir)
     stop = StopFlag().install()
     zctx = ZmqContext()
     sender = ZmqSender(zctx, endpoint_for(cfg, camera, run_dir), live=params.live)

@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -107,8 +108,11 @@ class Reporter:
         self._last_emit = self.started
         self._window_frames = 0
 
-    def frame(self, extra: dict | None = None) -> None:
-        """Count one processed frame and emit a stats line when the interval has passed."""
+    def frame(self, extra: dict | Callable[[], dict] | None = None) -> None:
+        """Count one processed frame and emit a stats line when the interval has passed.
+
+        ``extra`` may be a callable, so fields that cost something are only built when a line goes out.
+        """
         now = time.monotonic()
         self.frames += 1
         self._window_frames += 1
@@ -116,7 +120,8 @@ class Reporter:
         self.last_frame = now
         if now - self._last_emit >= self.interval_s:
             fps = self._window_frames / (now - self._last_emit)
-            self.emit("stats", frames=self.frames, fps=round(fps, 2), **(extra or {}))
+            fields = (extra() if callable(extra) else extra) or {}
+            self.emit("stats", frames=self.frames, fps=round(fps, 2), cpu_s=_cpu_s(), **fields)
             self._last_emit, self._window_frames = now, 0
 
     def fps(self) -> float | None:
@@ -129,11 +134,16 @@ class Reporter:
         if not self.enabled:
             return
         if event == "summary":  # the node's own CPU time, so a run can be profiled per stage
-            usage = resource.getrusage(resource.RUSAGE_SELF)
-            fields.setdefault("cpu_s", round(usage.ru_utime + usage.ru_stime, 3))
+            fields.setdefault("cpu_s", _cpu_s())
         line = json.dumps({"event": event, "node": self.node, **fields}, default=_jsonable)
         sys.stdout.write(line + "\n")
         sys.stdout.flush()
+
+
+def _cpu_s() -> float:
+    """CPU time of this process so far (user + system), in seconds."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return round(usage.ru_utime + usage.ru_stime, 3)
 
 
 def _jsonable(value: Any) -> Any:

@@ -21,8 +21,10 @@ from streamfuse.engines import Engine, EngineError, EngineStream, load_engine
 from streamfuse.metrics import psnr_cbcr
 from streamfuse.nodes import loop
 from streamfuse.nodes.common import Reporter, StopFlag, finish_streams, max_message_bytes, wire_limits
-from streamfuse.nodes.ports import TRUTH_STREAM_FLAG, CameraPair, Port, camera_pairs
-from streamfuse.sync import LinkHealth, ReferenceTracker, SeqTracker
+from streamfuse.nodes.ports import TRUTH_STREAM_FLAG, CameraPair, Port, camera_pairs, mosaic_outputs
+from streamfuse.observe.rig import preview_folder, trace_part
+from streamfuse.observe.trace import TraceRecorder
+from streamfuse.sync import ClockDrift, LinkHealth, ReferenceTracker, SeqTracker
 from streamfuse.transport import Sender, ZmqContext, ZmqInbox, ZmqSender, endpoint_for
 from streamfuse.wire import Header, Limits, PixelFormat, WireError, decode_frame, encode_frame
 
@@ -45,11 +47,22 @@ class FuseParams:
     output: Port = Port("output", "fused")
     max_pending: int = MAX_PENDING
     colour_wait_s: float = COLOUR_WAIT_S
+    mosaic: tuple[int, ...] = ()
+    """Rig outputs that record every pair's result tiled in one grid."""
+    preview: str | None = None
+    """Folder for the live preview's snapshots of each pair (None: no preview)."""
+    trace: str | None = None
+    """This node's trace part file (None: no trace)."""
 
     @classmethod
-    def from_rig(cls, cfg: RigConfig) -> FuseParams:
+    def from_rig(cls, cfg: RigConfig, run_dir: str | Path | None = None) -> FuseParams:
         sbs = tuple(out.side_by_side for out in cfg.outputs)
-        return cls(tuple(camera_pairs(cfg)), sbs, cfg.sync, wire_limits(cfg), cfg.mode == "live")
+        observe = {}
+        if run_dir is not None:
+            preview, trace = preview_folder(cfg, run_dir), trace_part(cfg, run_dir, "fuse")
+            observe = {"preview": str(preview) if preview else None, "trace": str(trace) if trace else None}
+        pairs = tuple(camera_pairs(cfg))
+        return cls(pairs, sbs, cfg.sync, wire_limits(cfg), cfg.mode == "live", mosaic=mosaic_outputs(cfg), **observe)
 
 
 class _PairState:
@@ -64,6 +77,11 @@ class _PairState:
         self.unscored: dict[int, np.ndarray] = {}
         self.mono_done = False
         self.last_colour_msg = time.monotonic()
+        self.camera = pair.mono.link
+        self.frames = 0
+        self.engine_ms_new: list[float] = []  # since the last stats line (the metrics histogram)
+        self.reference_age_ms: float | None = None
+        self.results: deque[np.ndarray] = deque(maxlen=2)  # newest results, for a mosaic
 
 
 class FuseNode(loop.Operator):
@@ -99,8 +117,15 @@ class FuseNode(loop.Operator):
         self.counts: Counter = Counter()
         self.psnr: list[float] = []
         self.engine_ms: list[float] = []
-        self.out_seq = 0
+        self.out_seqs = [0] * len(params.side_by_side)  # per output stream, so each stream's seq has no gaps
         self._last_reject_log = 0.0
+        self.drift = {port.link: ClockDrift() for port in self.inputs} if self.live else {}
+        self.trace = TraceRecorder(params.trace, "fuse")
+        self.snapshots = None
+        if params.preview:
+            from streamfuse.observe.preview import PreviewSnapshots
+
+            self.snapshots = PreviewSnapshots(params.preview)
 
     # --- the one-pair view older callers and tests use ---------------------------------------------------
 
@@ -139,6 +164,7 @@ class FuseNode(loop.Operator):
 
     def handle(self, link: str, parts: list) -> None:
         """Validate one message and file it; a bad message is dropped and counted, never raised."""
+        received_ns = time.time_ns()
         try:
             header, frame = decode_frame(parts, self.params.limits)
         except WireError as exc:
@@ -167,10 +193,16 @@ class FuseNode(loop.Operator):
                 state.tracker.colour_done = True
             return
         self._arrived(link, verdict == "restart")
+        ts_ns = header.ts_ns
+        if link in self.drift:  # live: the camera's clock against ours; pairing uses corrected stamps
+            self.drift[link].observe(header.ts_ns, received_ns)
+            ts_ns = self.drift[link].corrected(header.ts_ns)
+        if self.trace.enabled:
+            self.trace.span("receive", link, header.ts_ns, received_ns, time.time_ns())
         for state in colour_of:
             state.last_colour_msg = time.monotonic()
             state.tracker.colour_done = False
-            state.tracker.add_colour(header.ts_ns, frame)
+            state.tracker.add_colour(ts_ns, frame)
         if not mono_of:
             return
         if frame.dtype == np.uint16:
@@ -178,10 +210,10 @@ class FuseNode(loop.Operator):
         for state in mono_of:
             if self.live and state.pending:
                 self.counts["stale_mono_dropped"] += len(state.pending)  # live: only the newest mono frame matters
-                for old, _ in state.pending:
+                for old, *_ in state.pending:
                     state.truth.pop(old.seq, None)
                 state.pending.clear()
-            state.pending.append((header, frame))
+            state.pending.append((header, frame, ts_ns))
 
     def _truth(self, state: _PairState, seq: int, frame: np.ndarray) -> None:
         result = state.unscored.pop(seq, None)
@@ -203,9 +235,9 @@ class FuseNode(loop.Operator):
         """Colorize every pending mono frame whose reference can be decided now."""
         for state in self.pairs:
             while state.pending:
-                header, mono = state.pending[0]
+                header, mono, ts_ns = state.pending[0]
                 alone = state.pair.colour is None  # an NIR camera without a colour camera: nothing to wait for
-                if not self.live and not alone and not state.tracker.ready(header.ts_ns):
+                if not self.live and not alone and not state.tracker.ready(ts_ns):
                     if time.monotonic() - state.last_colour_msg <= self.params.colour_wait_s:
                         break
                     if not self.counts["colour_timeouts"]:
@@ -214,12 +246,14 @@ class FuseNode(loop.Operator):
                         )
                     self.counts["colour_timeouts"] += 1
                 state.pending.popleft()
-                self._fuse_one(state, header, mono)
+                self._fuse_one(state, header, mono, ts_ns)
 
-    def _fuse_one(self, state: _PairState, header: Header, mono: np.ndarray) -> None:
-        pairing = state.tracker.pair(header.ts_ns)
+    def _fuse_one(self, state: _PairState, header: Header, mono: np.ndarray, ts_ns: int) -> None:
+        sync_ns = time.time_ns()
+        pairing = state.tracker.pair(ts_ns)
         if pairing.new:
             state.stream.push_reference(pairing.rgb)  # once per colour frame; reused until the next one
+        engine_ns = time.time_ns()
         t0 = time.perf_counter()
         if pairing.rgb is not None:
             result = state.stream.colorize(mono)
@@ -228,6 +262,7 @@ class FuseNode(loop.Operator):
         else:
             result = gray_to_rgb(mono)
         self.engine_ms.append((time.perf_counter() - t0) * 1000)
+        self._observed(state, header, mono, pairing, result, (sync_ns, engine_ns, ts_ns))
         truth = state.truth.pop(header.seq, None)
         if truth is not None:
             self.psnr.append(psnr_cbcr(result, truth))
@@ -235,11 +270,67 @@ class FuseNode(loop.Operator):
             state.unscored = {header.seq: result}  # its truth may still come (live sends it after the frame)
         for index in state.pair.outputs:
             frame = np.hstack([gray_to_rgb(mono), result]) if self.params.side_by_side[index] else result
-            parts = list(encode_frame(frame, index, self.out_seq, header.ts_ns, header.wall_ns))
-            if not self.out.send(parts, block=not self.live, stop=self.stop):
-                self.counts["output_dropped"] += 1
-        self.out_seq += 1
-        self.reporter.frame({"engine_ms": round(self.engine_ms[-1], 2), "rejected": sum(self.rejects.values())})
+            self._send(index, frame, header)
+        if self.params.mosaic:
+            self._mosaic(state, result, header)
+        self.reporter.frame(self._stats)
+
+    def _observed(self, state: _PairState, header: Header, mono, pairing, result, times: tuple[int, ...]) -> None:
+        """What the metrics, the trace and the preview get of one fused frame (each only when asked for)."""
+        state.engine_ms_new.append(self.engine_ms[-1])
+        state.frames += 1
+        sync_ns, engine_ns, ts_ns = times
+        if pairing.ref_ts_ns is not None:
+            state.reference_age_ms = (ts_ns - pairing.ref_ts_ns) / 1e6
+        if self.trace.enabled:
+            self.trace.span("sync", state.camera, header.ts_ns, sync_ns, engine_ns, decision=pairing.decision)
+            self.trace.span("engine", state.camera, header.ts_ns, engine_ns, time.time_ns())
+        if self.snapshots is not None and self.snapshots.due(state.camera):
+            self.snapshots.offer(state.camera, mono, pairing.rgb, result)
+
+    def _send(self, index: int, frame: np.ndarray, header: Header) -> None:
+        parts = list(encode_frame(frame, index, self.out_seqs[index], header.ts_ns, header.wall_ns))
+        self.out_seqs[index] += 1
+        if not self.out.send(parts, block=not self.live, stop=self.stop):
+            self.counts["output_dropped"] += 1
+
+    def _mosaic(self, state: _PairState, result: np.ndarray, header: Header) -> None:
+        """Once every pair has a new result, tile them (in camera order) into one frame for the mosaic outputs."""
+        state.results.append(result)
+        if any(not other.results for other in self.pairs):
+            return
+        frame = tile_grid([other.results.popleft() for other in self.pairs])
+        for index in self.params.mosaic:
+            self._send(index, frame, header)
+
+    def _stats(self) -> dict:
+        """The stats line's fields: the status line's, and the counts and samples the metrics need."""
+        return {
+            "engine_ms": round(self.engine_ms[-1], 2),
+            "rejected": sum(self.rejects.values()),
+            "rejects": dict(self.rejects),
+            "stale_mono_dropped": self.counts["stale_mono_dropped"],
+            "output_dropped": self.counts["output_dropped"],
+            "pairs": self._pair_reports(),
+        }
+
+    def _pair_reports(self) -> dict:
+        """Per pair: frames, engine samples since the last report, reference age, clock drift of its cameras."""
+        pairs = {}
+        for state in self.pairs:
+            links = [port.link for port in (state.pair.mono, state.pair.colour) if port is not None]
+            drift = {link: round(self.drift[link].ppm, 1) for link in links
+                     if link in self.drift and self.drift[link].ppm is not None}  # fmt: skip
+            age = state.reference_age_ms
+            pairs[state.camera] = {
+                "partner": state.pair.colour.link if state.pair.colour is not None else None,
+                "frames": state.frames,
+                "engine_ms_new": [round(ms, 3) for ms in state.engine_ms_new],
+                "reference_age_ms": None if age is None else round(age, 1),
+                "drift_ppm": drift,
+            }
+            state.engine_ms_new = []
+        return pairs
 
     # --- the operator contract ---------------------------------------------------------------------------
 
@@ -274,7 +365,10 @@ class FuseNode(loop.Operator):
             self.process_ready()
 
     def end_streams(self, stop: StopFlag) -> None:
-        finish_streams(self.out, [(i, self.out_seq) for i in range(len(self.params.side_by_side))], self.live, stop)
+        finish_streams(self.out, list(enumerate(self.out_seqs)), self.live, stop)
+
+    def close(self) -> None:
+        self.trace.close()
 
     def summary(self) -> dict:
         return {
@@ -289,15 +383,34 @@ class FuseNode(loop.Operator):
             "sync": dict(sum((state.tracker.counts for state in self.pairs), Counter())),
             "seq": dict(self.seqs.counts),
             "links": {name: health.as_dict() for name, health in self.links.items()},
+            "rejects": dict(self.rejects),
+            "pairs": self._pair_reports(),
+            "drift_ppm": {link: d.ppm and round(d.ppm, 1) for link, d in self.drift.items()},
             **self.counts,
         }
+
+
+def tile_grid(tiles: list[np.ndarray]) -> np.ndarray:
+    """Tiles of one size (the first's; others are resized) in a near-square grid, row by row, black where empty."""
+    import cv2
+
+    h, w = tiles[0].shape[:2]
+    cols = int(np.ceil(np.sqrt(len(tiles))))
+    rows = int(np.ceil(len(tiles) / cols))
+    grid = np.zeros((rows * h, cols * w, 3), np.uint8)
+    for i, tile in enumerate(tiles):
+        if tile.shape[:2] != (h, w):
+            tile = cv2.resize(tile, (w, h), interpolation=cv2.INTER_AREA)
+        r, c = divmod(i, cols)
+        grid[r * h : (r + 1) * h, c * w : (c + 1) * w] = tile
+    return grid
 
 
 def run_fuse_node(cfg: RigConfig, run_dir: str | Path, report: bool = True) -> dict:
     """Run the fusion node with real ZeroMQ sockets until done (`streamfuse node fuse`, and the launcher)."""
     import cv2
 
-    params = FuseParams.from_rig(cfg)
+    params = FuseParams.from_rig(cfg, run_dir)
     stop = StopFlag().install()
     from streamfuse.runtime.factory import gpu_options
 

@@ -63,11 +63,26 @@ def camera_port(cfg: RigConfig, camera: str) -> Port:
 
 
 def camera_pairs(cfg: RigConfig) -> list[CameraPair]:
-    """The pairs a rig fuses: today one mono camera with its colour partner, recorded by every output."""
-    mono = cfg.mono_camera
-    partner = cfg.partner_of(mono)
-    colour = camera_port(cfg, partner) if partner is not None else None
-    return [CameraPair(camera_port(cfg, mono), colour, tuple(range(len(cfg.outputs))))]
+    """The pairs a rig fuses: every mono camera with its colour partner, recorded by the outputs naming it."""
+    pairs = []
+    for mono in cfg.mono_cameras:
+        outputs = tuple(
+            i for i, out in enumerate(cfg.outputs) if not out.mosaic and (out.camera or cfg.mono_camera) == mono
+        )
+        partner = cfg.partner_of(mono)
+        colour = camera_port(cfg, partner) if partner is not None else None
+        pairs.append(CameraPair(camera_port(cfg, mono), colour, outputs))
+    return pairs
+
+
+def mosaic_outputs(cfg: RigConfig) -> tuple[int, ...]:
+    """Indexes of the outputs that record every pair tiled in one grid."""
+    return tuple(i for i, out in enumerate(cfg.outputs) if out.mosaic)
+
+
+def output_cameras(cfg: RigConfig) -> tuple[str, ...]:
+    """The mono camera each output records ("mosaic" for a mosaic), by output index."""
+    return tuple("mosaic" if out.mosaic else (out.camera or cfg.mono_camera) for out in cfg.outputs)
 
 
 def rig_cameras(cfg: RigConfig) -> list[str]:

@@ -6,9 +6,10 @@ counts, so a lost or late line never skews a counter, and the per-frame samples 
 histograms. Keys read from a report (all optional):
 
 - capture ``capture:CAM``: ``frames`` (stats) / ``sent`` (summary), ``dropped``, ``cpu_s``;
-- fuse: ``rejected`` {reason: n}, ``stale_mono_dropped``, ``output_dropped``, ``cpu_s``, and ``pairs``
-  {mono camera: {``engine_ms_new`` [...], ``reference_age_ms``, ``drift_ppm`` {camera: ppm}}};
-- encode: ``outputs_frames`` [n per output], ``latency_ms_new`` {mono camera: [...]}, ``rejected``, ``cpu_s``.
+- fuse: ``rejects`` (stats) / ``rejected`` (summary) {reason: n}, ``stale_mono_dropped``, ``output_dropped``,
+  ``cpu_s``, and ``pairs`` {mono camera: {``engine_ms_new`` [...], ``reference_age_ms``, ``drift_ppm`` {camera: ppm}}};
+- encode: ``outputs_frames`` [n per output], ``latency_ms_new`` {mono camera: [...]}, ``rejects`` / ``rejected``,
+  ``cpu_s``.
 """
 
 from __future__ import annotations
@@ -100,7 +101,7 @@ class RigMetrics:
             self._advance(node, "frames", sent, self.frames_in.labels(camera=camera))
             self._advance(node, "dropped", report.get("dropped"), self.dropped.labels(node=node, reason="link_full"))
             return
-        self._rejects(node, report.get("rejected"))
+        self._rejects(node, report.get("rejects", report.get("rejected")))
         if node.startswith("fuse"):
             for reason in ("stale_mono_dropped", "output_dropped"):
                 counter = self.dropped.labels(node=node, reason=reason.removesuffix("_dropped"))

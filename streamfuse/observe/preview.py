@@ -124,10 +124,10 @@ poll();
 class PreviewServer:
     """Serves the preview page, ``/frame/CAMERA.jpg`` from the snapshot folder and ``/stats.json`` (aiohttp)."""
 
-    def __init__(self, folder: str | Path, stats: Callable[[], dict[str, Any]], host: str, port: int) -> None:
+    def __init__(self, folder: str | Path | None, stats: Callable[[], dict[str, Any]], host: str, port: int) -> None:
         from aiohttp import web
 
-        self.folder = Path(folder)
+        self.folder = Path(folder) if folder is not None else None  # set later when the run folder is made
         self.stats = stats
         self.host = host
         self.port = port
@@ -183,8 +183,8 @@ class PreviewServer:
         from aiohttp import web
 
         camera = request.match_info["camera"]
-        path = self.folder / f"{camera}.jpg"
-        if "/" in camera or camera.startswith(".") or not path.is_file():
+        path = self.folder / f"{camera}.jpg" if self.folder is not None else None
+        if "/" in camera or camera.startswith(".") or path is None or not path.is_file():
             raise web.HTTPNotFound(text=f"no preview of camera {camera!r} yet")
         return web.Response(body=path.read_bytes(), content_type="image/jpeg", headers={"Cache-Control": "no-store"})
 

@@ -42,9 +42,9 @@ def _listen(cfg: RigConfig, key: str) -> tuple[str, int]:
 class RigObserver:
     """Metrics server, preview server and trace merge of one run; each only when the config asks for it."""
 
-    def __init__(self, cfg: RigConfig, run_dir: str | Path) -> None:
+    def __init__(self, cfg: RigConfig, run_dir: str | Path | None = None) -> None:
         self.cfg = cfg
-        self.run_dir = Path(run_dir)
+        self.run_dir = Path(run_dir) if run_dir is not None else None
         self.started = time.monotonic()
         self.nodes: dict[str, dict[str, Any]] = {}
         self.restarts: dict[str, int] = {}
@@ -61,8 +61,7 @@ class RigObserver:
             if obs.preview_port is not None:
                 from streamfuse.observe.preview import PreviewServer
 
-                folder = preview_folder(cfg, run_dir)
-                folder.mkdir(parents=True, exist_ok=True)
+                folder = preview_folder(cfg, self.run_dir) if self.run_dir is not None else None
                 self.preview_server = PreviewServer(folder, self.live_stats, *_listen(cfg, "preview_port"))
         except ImportError as exc:
             self.close()
@@ -75,6 +74,12 @@ class RigObserver:
         except BaseException:
             self.close()
             raise
+
+    def use_run_dir(self, run_dir: str | Path) -> None:
+        """The run folder the nodes share (the launcher makes it after the servers are up)."""
+        self.run_dir = Path(run_dir)
+        if self.preview_server is not None:
+            self.preview_server.folder = preview_folder(self.cfg, run_dir)
 
     @property
     def urls(self) -> dict[str, str]:
@@ -113,19 +118,21 @@ class RigObserver:
             }
         return {"cameras": self.cfg.mono_cameras, "elapsed_s": time.monotonic() - self.started, "nodes": nodes}
 
-    def close(self) -> dict[str, Any]:
-        """Stop serving and write the merged trace; returns what was written (for the run summary)."""
-        done: dict[str, Any] = {}
+    def merge_trace(self) -> dict[str, Any]:
+        """Merge the nodes' trace parts into the trace file (before the run folder goes); returns what was written."""
+        trace = self.cfg.observe.trace
+        parts = sorted((self.run_dir / "trace").glob("*.jsonl")) if trace and self.run_dir is not None else []
+        if not parts:
+            return {}
+        from streamfuse.observe.trace import merge
+
+        events = merge(parts, trace)
+        log.info("trace: %d stage events in %s (open it in https://ui.perfetto.dev)", events, trace)
+        return {"trace": trace, "trace_events": events}
+
+    def close(self) -> None:
+        """Stop serving."""
         for server in (self.metrics_server, self.preview_server):
             if server is not None:
                 server.close()
         self.metrics_server = self.preview_server = None
-        trace = self.cfg.observe.trace
-        parts = sorted((self.run_dir / "trace").glob("*.jsonl")) if trace else []
-        if parts:
-            from streamfuse.observe.trace import merge
-
-            done["trace"] = trace
-            done["trace_events"] = merge(parts, trace)
-            log.info("trace: %d stage events in %s (open it in https://ui.perfetto.dev)", done["trace_events"], trace)
-        return done

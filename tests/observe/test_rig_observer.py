@@ -40,16 +40,17 @@ def test_serves_metrics_and_preview_and_merges_the_trace(tmp_path: Path) -> None
             "frames": 12, "fps": 30.0, "latency_ms": None, "dropped": 1, "rejected": 0, "restarts": 1
         }  # fmt: skip
         assert stats["nodes"]["fuse"]["dropped"] == 3 and stats["nodes"]["fuse"]["rejected"] == 2
-        assert preview_folder(cfg, tmp_path).is_dir()
     finally:
-        done = obs.close()
+        done = obs.merge_trace()
+        obs.close()
     assert done == {"trace": str(tmp_path / "t.json"), "trace_events": 1}
 
 
 def test_nothing_is_started_unless_asked_for(tmp_path: Path) -> None:
     cfg = synthetic_rig_config((160, 120))
     obs = RigObserver(cfg, tmp_path)
-    assert obs.urls == {} and obs.close() == {}
+    assert obs.urls == {} and obs.merge_trace() == {}
+    obs.close()
     assert preview_folder(cfg, tmp_path) is None and trace_part(cfg, tmp_path, "fuse") is None
 
 

@@ -122,7 +122,32 @@ def build_summary(
         },
         "exit_codes": {n: r.exit_code for n, r in nodes.items()},
         "errors": {n: r.error for n, r in nodes.items() if r.error and r.exit_code not in (0, None)},
+        "cameras": camera_summary(cfg, summaries, lost_runs),
     }
+
+
+def camera_summary(cfg: RigConfig, summaries: dict[str, dict], lost_runs: dict[str, list[NodeRecord]]) -> dict:
+    """Every camera of the rig: role, partner, frames sent and dropped (restarts included), and for a mono camera
+    its frames recorded, capture->encode latency and, live, its clock drift."""
+    fuse, enc = summaries.get("fuse", {}), summaries.get("encode", {})
+    drift = fuse.get("drift_ppm", {})
+    cameras = {}
+    for name, cam in cfg.cameras.items():
+        cap = summaries.get(f"capture:{name}", {})
+        lost = lost_runs.get(f"capture:{name}", [])
+        entry = {
+            "role": cam.role,
+            "sent": cap.get("sent", 0) + sum(n.stats.frames for n in lost),
+            "dropped": cap.get("dropped", 0),
+            "drift_ppm": drift.get(name),
+        }
+        if name in cfg.mono_cameras:
+            outs = [o for o in enc.get("by_output", []) if o["camera"] == name]
+            entry["partner"] = cfg.partner_of(name)
+            entry["frames_out"] = outs[0]["frames"] if outs else 0
+            entry["latency_p50_ms"] = outs[0]["latency_ms_p50"] if outs else None
+        cameras[name] = entry
+    return cameras
 
 
 def format_summary(s: dict) -> str:
@@ -145,11 +170,24 @@ def format_summary(s: dict) -> str:
         f"  quality         chroma PSNR vs ground truth {num(s['psnr_cbcr'], ' dB', '{:.2f}')}",
         f"  outputs         {', '.join(s['outputs']) or 'none'}",
     ]
+    if len(s.get("cameras", {})) > 2 or any(c.get("drift_ppm") for c in s.get("cameras", {}).values()):
+        lines.append("  cameras         " + "  ".join(_camera_text(n, c) for n, c in s["cameras"].items()))
     bad = {n: c for n, c in s["exit_codes"].items() if c != 0}
     if bad:
         lines.append(f"  FAILED nodes    {bad}")
         lines += [f"    {name}: {error}" for name, error in s.get("errors", {}).items()]
     return "\n".join(lines)
+
+
+def _camera_text(name: str, c: dict) -> str:
+    text = f"{name} ({c['role']}) sent {c['sent']}"
+    if "frames_out" in c:
+        text += f" out {c['frames_out']} via {c['partner']}"
+    if c.get("dropped"):
+        text += f" drop {c['dropped']}"
+    if c.get("drift_ppm") is not None:
+        text += f" drift {c['drift_ppm']:+.0f} ppm"
+    return text + ";"
 
 
 def _rejoin_text(rejoins: list[dict]) -> str:

@@ -36,6 +36,7 @@ from streamfuse.nodes.common import LAUNCHER_PID_ENV
 from streamfuse.nodes.handoff import write_config
 from streamfuse.nodes.launcher.report import NodeRecord, NodeStats, build_summary, draw, status_line
 from streamfuse.nodes.ports import rig_cameras
+from streamfuse.observe.rig import RigObserver
 
 log = logging.getLogger("streamfuse.run")
 
@@ -51,9 +52,10 @@ UPSTREAM = {"encode": ("fuse", "capture"), "fuse": ("capture",)}  # who feeds wh
 class _Child:
     """One node process: its stdout JSON reports and its stderr, read by two threads."""
 
-    def __init__(self, name: str, argv: list[str], env: dict) -> None:
+    def __init__(self, name: str, argv: list[str], env: dict, on_report: Any = None) -> None:
         self.name = name
         self.argv = argv
+        self.on_report = on_report  # every report line also goes here (the observer: metrics, preview)
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         self.started = time.monotonic()
         self.started_ns = time.time_ns()
@@ -81,6 +83,8 @@ class _Child:
             except json.JSONDecodeError:
                 continue
             event = msg.get("event")
+            if self.on_report is not None:
+                self.on_report(msg.get("node", self.name), msg)
             if event == "summary":
                 self.record.summary = msg
             elif event == "stats":
@@ -121,8 +125,10 @@ class Launcher:
         frames: int | None = None,
         duration: float | None = None,
         status: TextIO | None = sys.stderr,
+        observer: RigObserver | None = None,
     ) -> None:
         self.cfg = cfg
+        self.observer = observer  # metrics, preview, trace; made from cfg.observe when not given (and closed here)
         self.config_path = Path(config_path) if config_path else None  # shown in `ps`; the config is not re-read
         self.frames = frames
         self.duration = duration
@@ -156,24 +162,35 @@ class Launcher:
 
     def run(self) -> dict:
         """Start the nodes (downstream first), supervise them, and return the run summary."""
+        own_observer = self.observer is None
+        observer = self.observer = self.observer or RigObserver(self.cfg)  # a taken port fails before any node
         run_dir = self._run_dir = tempfile.mkdtemp(prefix="sf-")
+        observer.use_run_dir(run_dir)
+        observed: dict[str, Any] = dict(observer.urls)
         self._handoff = str(write_config(self.cfg, Path(run_dir) / "config.json"))
         self._env = {**os.environ, "PYTHONUNBUFFERED": "1", LAUNCHER_PID_ENV: str(os.getpid())}
         epoch_ns = time.time_ns() + int(STARTUP_S * 1e9)
         old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         started = time.monotonic()
         try:
-            self.children["encode"] = _Child("encode", self._argv("encode", None, epoch_ns), self._env)
-            self.children["fuse"] = _Child("fuse", self._argv("fuse", None, epoch_ns), self._env)
+            report = observer.report
+            self.children["encode"] = _Child("encode", self._argv("encode", None, epoch_ns), self._env, report)
+            self.children["fuse"] = _Child("fuse", self._argv("fuse", None, epoch_ns), self._env, report)
             for cam in rig_cameras(self.cfg):
-                self.children[f"capture:{cam}"] = _Child(cam, self._argv("capture", cam, epoch_ns), self._env)
+                argv = self._argv("capture", cam, epoch_ns)
+                self.children[f"capture:{cam}"] = _Child(cam, argv, self._env, report)
             self._supervise(started)
         finally:
             self._shutdown()
             for s, handler in old.items():
                 signal.signal(s, handler)
+            observed.update(observer.merge_trace())
+            if own_observer:
+                observer.close()
             shutil.rmtree(run_dir, ignore_errors=True)
-        return self._summary(time.monotonic() - started)
+        summary = self._summary(time.monotonic() - started)
+        summary["observe"] = observed
+        return summary
 
     def _captures(self) -> list[_Child]:
         return [c for n, c in self.children.items() if n.startswith("capture:")]
@@ -246,7 +263,9 @@ class Launcher:
                 del self._restart_due[name]
                 self.restarts[name] = self.restarts.get(name, 0) + 1
                 self._dead.setdefault(name, []).append(child)
-                self.children[name] = _Child(child.name, self._argv("capture", child.name, None), self._env)
+                self.observer.restarted(name)
+                argv = self._argv("capture", child.name, None)
+                self.children[name] = _Child(child.name, argv, self._env, self.observer.report)
                 self._restarted_ns.setdefault(name, []).append(self.children[name].started_ns)
 
     def _shutdown(self) -> None:
@@ -293,6 +312,7 @@ def run_rig(
     frames: int | None = None,
     duration: float | None = None,
     status: TextIO | None = sys.stderr,
+    observer: RigObserver | None = None,
 ) -> dict:
     """Run a whole rig on this host and return its summary: the library entry point of `streamfuse run`.
 
@@ -302,6 +322,8 @@ def run_rig(
         frames: stop after this many mono frames.
         duration: stop after this many seconds.
         status: where the live status line goes (None: nowhere).
+        observer: metrics, preview and trace of the run (``observe.rig.RigObserver``); by default one is made
+            from ``config.observe`` and closed at the end. A caller's own stays serving after the run.
 
     Returns:
         The run summary (``report.build_summary``): frames in/out, fps, latency, drops, references, restarts,
@@ -316,12 +338,14 @@ def run_rig(
         path = Path(config).resolve()
         cfg = load_config(config)
     check_startable(cfg)
-    return Launcher(cfg, path, frames, duration, status).run()
+    return Launcher(cfg, path, frames, duration, status, observer).run()
 
 
-def run_pipeline(config: RigConfig, frames: int | None, status: TextIO | None = None) -> dict:
+def run_pipeline(
+    config: RigConfig, frames: int | None, status: TextIO | None = None, observer: RigObserver | None = None
+) -> dict:
     """Run a config built in code for ``frames`` mono frames, quietly; ``run_rig`` with no status line."""
-    return run_rig(config, frames=frames, status=status)
+    return run_rig(config, frames=frames, status=status, observer=observer)
 
 
 def check_startable(cfg: RigConfig) -> None:
