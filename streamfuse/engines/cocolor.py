@@ -40,6 +40,9 @@ ALIGN_ITERS = 50
 REF_CHANNELS = 11  # g, g_std, ref Y/Cb/Cr, fit a(3), fit b(3)
 PRIOR_CHANNELS = 2  # g, g_std
 MULTIPLE = 16  # the fast networks downsample up to 4 times
+# Prior mode predicts corrections of "NIR shown as grey" (Y = NIR, no chroma), so training starts from that baseline.
+PRIOR_BASE_A = np.array([255.0, 0.0, 0.0], np.float32)
+PRIOR_BASE_B = np.array([0.0, 128.0, 128.0], np.float32)
 PRIOR_MAX_SIDE = 256  # the prior network runs at most at this long side (its output is smooth coefficients)
 
 
@@ -113,12 +116,12 @@ def prior_features(g: np.ndarray, g_std: np.ndarray) -> np.ndarray:
 
 def coefficients_from_net(out: np.ndarray, st: dict[str, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Network output (6, h, w) -> coefficient planes (a, b) on the 0..255 scale; in reference mode the output
-    is a correction of the local fit's coefficients."""
+    is a correction of the local fit's coefficients, in prior mode a correction of NIR shown as grey."""
     a = out[:3].transpose(1, 2, 0) * 255.0
     b = out[3:].transpose(1, 2, 0) * 255.0
     if st is not None:
         return st["a"] + a, st["b"] + b
-    return a, b + np.array([0.0, 128.0, 128.0], np.float32)
+    return a + PRIOR_BASE_A, b + PRIOR_BASE_B
 
 
 def pad_to(x: np.ndarray, multiple: int) -> np.ndarray:
@@ -256,9 +259,10 @@ class CoColorEngine(NirEngine):
 
 
 class CoColorPaperEngine(NirEngine):
-    """Paper-faithful CoColor: the NIR colorizer F_N (U-Net) at a working resolution, its colour output carried
-    to full resolution by a local fit on the NIR. Reference mode: the reference's chroma replaces the
-    predicted chroma after the cross-spectral alignment (the translated luma stays the network's)."""
+    """Paper-faithful CoColor: the NIR colorizer F_N (U-Net) at its working size (256 px on the long side, the
+    paper's image size), its colour output carried to full resolution by a local fit on the NIR. Reference mode:
+    the reference's chroma replaces the predicted chroma after the cross-spectral alignment (the translated luma
+    stays the network's)."""
 
     name = "cocolor-paper"
 
@@ -266,7 +270,7 @@ class CoColorPaperEngine(NirEngine):
         super().__init__()
         self.manifest, folder = load_engine_manifest(model, engine="cocolor-paper")
         self.executor = _executor(folder, self.manifest.graphs["model"], backend, threads)
-        self.work_side = int(self.manifest.arch.get("work_side", 512))
+        self.work_side = int(self.manifest.arch["work_side"])
         self.multiple = int(self.manifest.pad_multiple)
 
     def _predict(self, nir: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

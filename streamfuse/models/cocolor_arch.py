@@ -1,9 +1,10 @@
 """CoColor networks (Yang, Chen and Yang, "Cooperative Colorization", ACM MM 2023), at CPU-trainable widths.
 
-- ``paper`` config: the paper's four generators, each a U-Net (the paper uses "U-Net256"; here 4 levels and a
-  base width of 16): the bilateral domain translators G_N2G (NIR→grey) and G_G2N (grey→NIR), the NIR colorizer
-  F_N and the grey colorizer F_G; and PatchGAN discriminators at image level (D_N^img, D_G^img) and on the
-  colorizers' outputs (D_N^feat, D_G^feat). Inference uses F_N alone (the paper's N2C output).
+- ``paper`` config: the paper's four generators, each a U-Net (the paper uses "U-Net256" on 256×256 images;
+  here 4 levels and a base width of 12, run at 256 px on the long side): the bilateral domain translators G_N2G
+  (NIR→grey) and G_G2N (grey→NIR), the NIR colorizer F_N and the grey colorizer F_G; and PatchGAN
+  discriminators at image level (D_N^img, D_G^img) and on the colorizers' outputs (D_N^feat, D_G^feat).
+  Inference uses F_N alone (the paper's N2C output).
 - ``fast`` config: two small U-Nets at the colour camera's resolution that predict per-pixel affine
   NIR→YCbCr coefficients: ``ref`` corrects the classical local fit from the NIR and the aligned reference,
   ``prior`` predicts them from the NIR alone. The coefficients are applied to the full-resolution NIR outside
@@ -79,14 +80,15 @@ class PatchDiscriminator(nn.Module):
 
 
 class CoColorFast(nn.Module):
-    """Fast config: ``ref`` (coefficient correction, zero-initialised output) and ``prior`` U-Nets."""
+    """Fast config: ``ref`` and ``prior`` U-Nets, both predicting coefficient corrections (zero-initialised)."""
 
     def __init__(self, width: int = 16, levels: int = 3, prior_width: int = 24, prior_levels: int = 4) -> None:
         super().__init__()
         self.ref = UNet(FAST_REF_IN, COEFFS, width, levels)
         self.prior = UNet(FAST_PRIOR_IN, COEFFS, prior_width, prior_levels)
-        nn.init.zeros_(self.ref.out.weight)
-        nn.init.zeros_(self.ref.out.bias)
+        for net in (self.ref, self.prior):  # both start from their baseline (local fit; NIR as grey)
+            nn.init.zeros_(net.out.weight)
+            nn.init.zeros_(net.out.bias)
 
 
 class CoColorPaper(nn.Module):
@@ -120,8 +122,8 @@ class _Graph(nn.Module):
 
 
 CONFIGS: dict[str, dict[str, Any]] = {
-    "cocolor": {"arch": "fast", "width": 16, "levels": 3, "prior_width": 24, "prior_levels": 4},
-    "cocolor-paper": {"arch": "paper", "width": 16, "levels": 4, "disc_width": 16, "work_side": 512, "multiple": 16},
+    "cocolor": {"arch": "fast", "width": 8, "levels": 3, "prior_width": 24, "prior_levels": 4},
+    "cocolor-paper": {"arch": "paper", "width": 12, "levels": 4, "disc_width": 12, "work_side": 256, "multiple": 16},
 }
 
 

@@ -191,7 +191,8 @@ class CoColorTrainer(Trainer):
         if base is not None:  # reference mode: corrections of the local fit (feature channels 5..10, /255)
             a, b = a + base[:, 5:8] * 255.0, b + base[:, 8:11] * 255.0
         else:
-            b = b + torch.tensor([0.0, 128.0, 128.0], device=b.device).view(1, 3, 1, 1)
+            a = a + torch.from_numpy(eng.PRIOR_BASE_A).to(a.device).view(1, 3, 1, 1)
+            b = b + torch.from_numpy(eng.PRIOR_BASE_B).to(b.device).view(1, 3, 1, 1)
         size = nir.shape[-2:]
         a = F.interpolate(a, size=size, mode="bilinear", align_corners=False)
         b = F.interpolate(b, size=size, mode="bilinear", align_corners=False)
