@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from streamfuse.engines import load_engine
+from streamfuse.size import parse_size
 
 SWEEP_SIZES: tuple[tuple[int, int], ...] = ((320, 240), (640, 480), (768, 576), (960, 720), (1280, 720))
 WARMUP = 10
@@ -214,7 +215,7 @@ def sweep_table(rows: list[dict]) -> str:
     """Markdown table of cost versus pixels, with the spread of ms per megapixel."""
     lines = ["| size | MP | fps | p50 ms | p99 ms | cpu ms | ms/MP |", "|---|---|---|---|---|---|---|"]
     for r in rows:
-        w, h = (int(v) for v in r["size"].split("x"))
+        w, h = parse_size(r["size"])
         lines.append(
             f"| {r['size']} | {w * h / 1e6:.3f} | {r['fps']:.1f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} "
             f"| {r['cpu_ms']:.2f} | {r['ms_per_mp']:.1f} |"
