@@ -115,8 +115,9 @@ class ReferenceTracker:
 
 
 DRIFT_BUCKET_NS = 500_000_000  # arrivals are grouped per half second of camera time; each group's smallest delay counts
-DRIFT_BUCKETS = 240  # the fit uses the last two minutes
-DRIFT_MIN_BUCKETS = 4  # fewer groups than this: no estimate yet (no correction)
+DRIFT_BUCKETS = 480  # the fit uses the last four minutes
+DRIFT_MIN_SPAN_S = 20.0  # camera time before an estimate is reported: a shorter span cannot tell drift from load
+DRIFT_MAX_PPM = 5000.0  # a larger estimate is reported but never applied (a broken clock, or a stalled host)
 
 
 @dataclass
@@ -124,18 +125,25 @@ class ClockDrift:
     """One camera's clock against the fusion node's: the rate at which its timestamps run ahead (ppm).
 
     Transport adds only positive delay, so the smallest ``arrival - stamp`` of each half second follows the clock
-    offset; a least-squares line through those minima gives the drift rate. ``corrected`` maps a stamp onto the
-    fusion node's clock rate from the first frame on (the initial alignment, a shared epoch, is kept).
+    offset; a least-squares line through those minima gives the drift rate and its standard error. ``corrected``
+    maps a stamp onto the fusion node's clock rate from the first frame on (the initial alignment, a shared epoch,
+    is kept), but only once the estimate is plausible and significant: a loaded host delays frames unevenly, and a
+    wrong correction would do more harm than drift.
     """
 
     first_stamp: int | None = None
     ppm: float | None = None
+    """The estimate (None until ``DRIFT_MIN_SPAN_S`` of camera time)."""
+    stderr_ppm: float | None = None
+    applied: bool = False
+    """Whether ``corrected`` applies the estimate."""
+    min_span_s: float = DRIFT_MIN_SPAN_S
     _mins: deque = field(default_factory=lambda: deque(maxlen=DRIFT_BUCKETS), repr=False)
 
     def observe(self, stamp_ns: int, arrival_ns: int) -> None:
         """One frame: its capture stamp and the fusion node's wall clock when it arrived."""
         if self.first_stamp is None or stamp_ns < self.first_stamp:  # first frame, or the camera restarted
-            self.first_stamp, self.ppm = stamp_ns, None
+            self.first_stamp, self.ppm, self.stderr_ppm, self.applied = stamp_ns, None, None, False
             self._mins.clear()
         bucket = (stamp_ns - self.first_stamp) // DRIFT_BUCKET_NS
         delay = arrival_ns - stamp_ns
@@ -144,22 +152,30 @@ class ClockDrift:
                 self._mins[-1] = (bucket, stamp_ns, delay)
             return
         self._mins.append((bucket, stamp_ns, delay))
-        if len(self._mins) > DRIFT_MIN_BUCKETS:  # a bucket just closed: refit on the closed ones
-            closed = list(self._mins)[:-1]
-            x = np.array([s - self.first_stamp for _, s, _ in closed], dtype=np.float64)
-            y = np.array([d for _, _, d in closed], dtype=np.float64)
-            slope = np.polyfit(x, y, 1)[0]  # d(arrival - stamp)/d(stamp): -rate of a fast clock
-            self.ppm = float(-slope / (1.0 + slope) * 1e6)
+        closed = list(self._mins)[:-1]  # a bucket just closed: refit on the closed ones
+        if len(closed) < 4 or (closed[-1][1] - closed[0][1]) / 1e9 < self.min_span_s:
+            return
+        x = np.array([s - self.first_stamp for _, s, _ in closed], dtype=np.float64)
+        y = np.array([d for _, _, d in closed], dtype=np.float64)
+        slope, intercept = np.polyfit(x, y, 1)
+        resid = y - (slope * x + intercept)
+        spread = float(np.sqrt(np.sum((x - x.mean()) ** 2)))
+        stderr = float(np.std(resid, ddof=2) / spread) if spread > 0 else float("inf")
+        self.ppm = float(-slope / (1.0 + slope) * 1e6)  # d(arrival - stamp)/d(stamp) is -rate for a fast clock
+        self.stderr_ppm = stderr * 1e6
+        self.applied = abs(self.ppm) <= DRIFT_MAX_PPM and abs(self.ppm) > 3 * self.stderr_ppm
 
     def corrected(self, stamp_ns: int) -> int:
-        """The stamp as the fusion node's clock would have read it (unchanged until there is an estimate)."""
-        if self.ppm is None or self.first_stamp is None:
+        """The stamp as the fusion node's clock would have read it (unchanged while no estimate is applied)."""
+        if not self.applied or self.first_stamp is None:
             return stamp_ns
         elapsed = stamp_ns - self.first_stamp
         return self.first_stamp + round(elapsed / (1.0 + self.ppm * 1e-6))
 
     def as_dict(self) -> dict:
-        return {"drift_ppm": None if self.ppm is None else round(self.ppm, 1)}
+        ppm = None if self.ppm is None else round(self.ppm, 1)
+        return {"drift_ppm": ppm, "stderr_ppm": None if self.stderr_ppm is None else round(self.stderr_ppm, 1),
+                "applied": self.applied}  # fmt: skip
 
 
 RESTART_SEQ = 16  # a seq that falls back below this means the camera restarted (its first frames may be lost)
