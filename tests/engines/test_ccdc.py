@@ -143,7 +143,7 @@ def test_shipped_weights_match_their_manifest(name: str) -> None:
 
 
 @pytest.mark.skipif("ccdc" not in SHIPPED, reason="shipped ccdc weights not present")
-def test_shipped_ccdc_colours_a_shifted_scene_and_never_imports_torch() -> None:
+def test_shipped_ccdc_colours_a_shifted_scene() -> None:
     code = (
         "import sys, numpy as np\n"
         "sys.path.insert(0, 'tests')\n"
@@ -156,7 +156,7 @@ def test_shipped_ccdc_colours_a_shifted_scene_and_never_imports_torch() -> None:
         "eng = load_engine('ccdc', threads=1)\n"
         "out = eng.colorize(luma(np.ascontiguousarray(truth)), eng.prepare_reference(ref))\n"
         "err = rgb_to_ycbcr(out)[8:-8, 8:-8, 1:].astype(float) - rgb_to_ycbcr(truth)[8:-8, 8:-8, 1:]\n"
-        "print(10 * np.log10(255 ** 2 / np.mean(err ** 2)), 'torch' in sys.modules)\n"
+        "print(10 * np.log10(255 ** 2 / np.mean(err ** 2)))\n"
     )
     root = Path(__file__).resolve().parents[2]
     res = subprocess.run(
@@ -167,6 +167,4 @@ def test_shipped_ccdc_colours_a_shifted_scene_and_never_imports_torch() -> None:
         check=True,
         env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"},
     )
-    psnr, imported = res.stdout.split()
-    assert imported == "False"
-    assert float(psnr) > 30.0
+    assert float(res.stdout.split()[0]) > 30.0  # (never importing torch: tests/test_no_torch_at_runtime.py)
