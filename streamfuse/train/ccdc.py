@@ -9,6 +9,8 @@ mono + bicubic-upsampled reference crops. The loop, checkpoints and export are t
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,7 @@ from torch import nn
 from streamfuse.color import rgb_to_ycbcr
 from streamfuse.data.manifest import load_manifest
 from streamfuse.data.synth import sequence_pairs
-from streamfuse.data.video import decode_video
+from streamfuse.data.video import load_sequences
 from streamfuse.engines.assets import EngineManifest, load_engine_manifest
 from streamfuse.engines.ccdc import (
     CLASSICAL,
@@ -45,8 +47,9 @@ class CCDCConfig(TrainConfig):
 
     model: str = "ccdc"
     """Key of ``streamfuse.models.ccdc_arch.CONFIGS`` (ccdc, ccdc-gated, ccdc-paper, ...)."""
-    data: str = "data/ccdc-train"
-    """A ``streamfuse synth`` dataset folder (its manifest names its sources and split)."""
+    data: str | list[str] = "data/ccdc-train"
+    """Dataset folder(s): ``streamfuse synth`` sequences and/or ``streamfuse clips`` real-video clips (their
+    manifests name the sources and the held-aside split). A list trains on all of them."""
     out: str = "runs/ccdc"
     scales: list[int] = field(default_factory=lambda: [4, 8])
     gaps: list[int] = field(default_factory=lambda: [1, 3, 6, 7])
@@ -113,25 +116,37 @@ def _random_crops(arrays: list[np.ndarray], crop: int, n: int, rng: np.random.Ge
     return out
 
 
+def data_folders(cfg: CCDCConfig) -> list[str]:
+    """The config's dataset folder(s), as a list."""
+    return [cfg.data] if isinstance(cfg.data, str) else [str(d) for d in cfg.data]
+
+
+def _sequences(folders: list[str], max_sequences: int) -> Iterator[tuple[dict, list[np.ndarray]]]:
+    """(item, RGB frames) of the first ``max_sequences`` (0 = all) sequences of each folder."""
+    for folder in folders:
+        yield from itertools.islice(load_sequences(folder), max_sequences or None)
+
+
 def build_cache(cfg: CCDCConfig, progress: bool = True) -> dict[str, list]:
-    """Cut pairs from the dataset: training crops and full validation images (cached as .npz next to the data)."""
-    manifest = load_manifest(cfg.data)
+    """Cut pairs from the dataset(s): training crops and full validation images (cached as .npz next to the data)."""
+    folders = data_folders(cfg)
     arch = CONFIGS[cfg.model]["arch"]
     layout = f"{arch}{FAST_IN_CHANNELS}" if arch == "fast" else arch  # a new feature layout gets a new cache
     scales, gaps = "_".join(map(str, cfg.scales)), "_".join(map(str, cfg.gaps))
     key = f"{layout}-{cfg.crop}-{cfg.crops_per_pair}-{cfg.max_sequences}-{scales}-{gaps}"
-    path = Path(cfg.data) / f"cache-{key}.npz"
+    if len(folders) > 1:  # the first folder holds the cache of the combination
+        key += "-with-" + "-".join(Path(f).name for f in folders[1:])
+    path = Path(folders[0]) / f"cache-{key}.npz"
     if path.is_file():
         with np.load(path, allow_pickle=True) as z:
             return z["cache"].item()
     rng = np.random.default_rng(cfg.seed)
     classic = classical_engine()
-    seqs = manifest.sequences[: cfg.max_sequences or None]
+    total = sum(min(len(load_manifest(f).sequences), cfg.max_sequences or 10**9) for f in folders)
     cache: dict[str, list] = {"train": [], "val": []}
     from tqdm import tqdm
 
-    for seq in tqdm(seqs, desc="pairs", unit="seq", disable=not progress):
-        frames = decode_video(Path(cfg.data) / seq["file"])
+    for seq, frames in tqdm(_sequences(folders, cfg.max_sequences), "pairs", total, unit="seq", disable=not progress):
         val = seq["split"] == "val"
         for pair in sequence_pairs(frames, cfg.scales, cfg.val_gaps if val else cfg.gaps):
             sample = _fast_sample(pair, classic) if arch == "fast" else _paper_sample(pair)
@@ -141,7 +156,7 @@ def build_cache(cfg: CCDCConfig, progress: bool = True) -> dict[str, list]:
                 for crop in _random_crops(list(sample), cfg.crop, cfg.crops_per_pair, rng):
                     cache["train"].append([a.astype(np.float16) for a in crop])
     if not cache["train"] or not cache["val"]:
-        raise ValueError(f"dataset {cfg.data} gave no training or no validation pairs; synthesize more sequences")
+        raise ValueError(f"dataset {cfg.data} gave no training or no validation pairs; add sequences or clips")
     np.savez(path, cache=np.array(cache, dtype=object))
     return cache
 
@@ -298,22 +313,28 @@ class CCDCTrainer(Trainer):
         return out
 
     def data_manifest(self, cfg: CCDCConfig) -> dict[str, Any]:
-        data = load_manifest(cfg.data)
-        return {
-            "folder": cfg.data,
-            "kind": data.kind,
-            "sequences": len(data.sequences),
-            "sources": data.sources,
-            "synth_options": data.options,
-            "synth_seed": data.seed,
-            "excluded": data.exclusion_list,
-        }
+        parts = []
+        for folder in data_folders(cfg):
+            data = load_manifest(folder)
+            parts.append(
+                {
+                    "folder": folder,
+                    "kind": data.kind,
+                    "sequences": len(data.sequences),
+                    "counts": data.counts,
+                    "sources": data.sources,
+                    "options": data.options,
+                    "seed": data.seed,
+                    "excluded": data.exclusion_list,
+                }
+            )
+        return parts[0] if len(parts) == 1 else {"datasets": parts}
 
     def export(self, model: nn.Module, out_dir: Path, run: RunRecord) -> EngineManifest:
         cfg = self._cfg
         manifest = export_ccdc(out_dir, model, CONFIGS[cfg.model], run)
         if manifest.classical_stage is not None:  # the fast model: pick its detail weight
-            scores = select_detail(out_dir, cfg.data)
+            scores = select_detail(out_dir, data_folders(cfg))
             manifest, _ = load_engine_manifest(out_dir, engine="ccdc")
             manifest.options["detail"] = float(max(scores, key=scores.get))
             manifest.notes["detail_validation_cbcr_psnr"] = scores
@@ -322,20 +343,24 @@ class CCDCTrainer(Trainer):
 
 
 def select_detail(
-    engine_dir: str | Path, data: str | Path, values: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0), max_pairs: int = 60
+    engine_dir: str | Path,
+    data: list[str],
+    values: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0),
+    max_pairs: int = 60,
 ) -> dict[str, float]:
-    """Score the fast engine's high-resolution detail weights on the held-aside synthetic split (full resolution).
+    """Score the fast engine's high-resolution detail weights on the held-aside split (full resolution).
 
-    The synthetic sequences are x264 4:2:0 like real video, so this measures whether copying mono luma detail
-    into chroma helps there; the export writes the winner into the manifest's options as ``detail``.
+    The sequences are 4:2:0 video (x264 synthetic or real clips), so this measures whether copying mono luma
+    detail into chroma helps there; the export writes the winner into the manifest's options as ``detail``.
     """
     from streamfuse.engines.ccdc import CCDCEngine
 
-    manifest = load_manifest(data)
     pairs = []
-    for seq in manifest.sequences:
-        if seq["split"] == "val" and len(pairs) < max_pairs:
-            pairs += list(sequence_pairs(decode_video(Path(data) / seq["file"]), [4, 8], [1, 6]))
+    for folder in data:
+        for _, frames in load_sequences(folder, split="val"):
+            if len(pairs) >= max_pairs:
+                break
+            pairs += list(sequence_pairs(frames, [4, 8], [1, 6]))
     scores: dict[str, float] = {}
     for value in values:
         eng = CCDCEngine(model=str(engine_dir), detail=value, threads=1)

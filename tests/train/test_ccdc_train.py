@@ -13,6 +13,7 @@ from streamfuse.data import synth
 torch = pytest.importorskip("torch")
 
 from streamfuse.engines.assets import load_engine_manifest  # noqa: E402
+from streamfuse.train import ccdc  # noqa: E402
 from streamfuse.train.ccdc import CCDCConfig  # noqa: E402
 from streamfuse.train.loop import fit  # noqa: E402
 
@@ -56,6 +57,20 @@ def test_export_writes_an_engine_folder_the_engine_loads(dataset: Path, tmp_path
     ref = textured_scene(24, 32, seed=1)
     out = eng.colorize(textured_scene(96, 128, seed=1)[..., 0], eng.prepare_reference(ref))
     assert out.shape == (96, 128, 3)
+
+
+def test_trains_on_several_datasets_and_names_them_all(dataset: Path, tmp_path: Path) -> None:
+    second = tmp_path / "more"
+    opt = synth.SynthOptions(size=(128, 128), frames=3, blur_prob=0.0, crf=(23, 23))
+    stills = [(f"t{i}", textured_scene(200, 240, seed=9 + i)) for i in range(2)]
+    synth.synthesize(second, 2, stills, opt, seed=1, val_fraction=0.5)
+    cfg = _cfg(dataset, tmp_path / "run", "ccdc-tiny", data=[str(dataset), str(second)])
+    one = _cfg(dataset, tmp_path / "one", "ccdc-tiny")
+    both_pairs, one_pairs = (len(ccdc.build_cache(c, progress=False)["train"]) for c in (cfg, one))
+    assert both_pairs > one_pairs  # the second folder's sequences are in
+    record = ccdc.CCDCTrainer().data_manifest(cfg)["datasets"]
+    assert [d["folder"] for d in record] == [str(dataset), str(second)] and record[1]["sequences"] == 2
+    assert fit("ccdc", cfg, device="cpu", progress=False).status == "done"
 
 
 def test_unknown_model_is_named(dataset: Path, tmp_path: Path) -> None:
