@@ -7,11 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zmq
+from proc_helpers import pids_with_arg, vm_rss_mb
 
 from streamfuse.config import config_from_dict
 from streamfuse.config.schema import EndpointConfig
 from streamfuse.errors import ConfigError
-from streamfuse.faults import ENCODE_DELAY_ENV, encode_delay_s, pids_with_arg, vm_rss_mb
+from streamfuse.faults import ENCODE_DELAY_ENV, encode_delay_s
 from streamfuse.nodes.launcher import supervisor as launcher
 from streamfuse.sync import LinkHealth
 from streamfuse.transport import ZmqContext, ZmqInbox

@@ -16,9 +16,10 @@ from pathlib import Path
 import av
 import pytest
 from conftest import moving_frames, write_video
+from proc_helpers import pids_with_arg, vm_rss_mb
 
 from streamfuse.config import dump_config, synthetic_rig_config
-from streamfuse.faults import ENCODE_DELAY_ENV, pids_with_arg, vm_rss_mb
+from streamfuse.faults import ENCODE_DELAY_ENV
 
 pytestmark = pytest.mark.slow
 DELAY_MS = 150  # the encoder manages about 6 fps of a 30 fps camera

@@ -23,10 +23,10 @@ import numpy as np
 import pytest
 import zmq
 from conftest import moving_frames, write_video
+from proc_helpers import pids_with_arg
 
 from streamfuse.config import dump_config, synthetic_rig_config
 from streamfuse.config.schema import CameraConfig, OutputConfig, SyncConfig
-from streamfuse.faults import pids_with_arg
 from streamfuse.wire import encode_frame
 
 pytestmark = pytest.mark.slow
