@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from streamfuse.config.schema import RigConfig
+import typing
+
 from streamfuse.sources.base import CapturedFrame, Source
+
+if typing.TYPE_CHECKING:  # an annotation only: not part of this package's API
+    from streamfuse.config.schema import RigConfig
 
 
 def open_source(cfg: RigConfig, camera: str, limit: int | None = None) -> Source:
