@@ -13,6 +13,7 @@ from streamfuse.engines.base import Engine, EngineError
 _BUILTIN: dict[str, str] = {
     "naive": "streamfuse.engines.naive:NaiveEngine",
     "guided": "streamfuse.engines.guided:GuidedEngine",
+    "guided-temporal": "streamfuse.engines.guided_temporal:GuidedTemporalEngine",
     "ccdc": "streamfuse.engines.ccdc:CCDCEngine",
     "ccdc-paper": "streamfuse.engines.ccdc:CCDCPaperEngine",
     "duallens": "streamfuse.engines.duallens:DualLensEngine",
