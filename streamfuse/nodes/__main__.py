@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 
 USER_ERROR_EXIT = 2
@@ -59,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     except USER_ERRORS as exc:
         print(f"streamfuse node {args.role}: error: {exc}", file=sys.stderr)
         return USER_ERROR_EXIT
+    # Done: a stop request that arrives now (the launcher stopping what is upstream of a finished node) must not
+    # kill the interpreter while it exits, which Python's default SIGINT would do (exit status -2).
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
     return 0
 
 

@@ -13,6 +13,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from streamfuse.color import gray_to_rgb
@@ -32,6 +33,7 @@ log = logging.getLogger("streamfuse.fuse")
 
 MAX_PENDING = 8  # offline: mono frames held while waiting for the colour stream; beyond it, backpressure
 COLOUR_WAIT_S = 10.0  # offline: give up waiting for a silent colour camera after this long, and fall back
+MOSAIC_QUEUE = 64  # offline: results one pair may hold while the others catch up for a mosaic frame
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,17 @@ class _PairState:
         self.frames = 0
         self.engine_ms_new: list[float] = []  # since the last stats line (the metrics histogram)
         self.reference_age_ms: float | None = None
-        self.results: deque[np.ndarray] = deque(maxlen=2)  # newest results, for a mosaic
+        self.results: deque[np.ndarray] = deque()  # results not yet tiled into a mosaic frame
+
+
+def sized_like(img: np.ndarray, like: np.ndarray | None, scale: float = 1.0) -> np.ndarray:
+    """``img`` at the size of ``like`` (or ``scale`` times its own): an engine's output may be larger than its
+    mono input (scsnet), and the grey fallback, the side-by-side and the truth score must still line up."""
+    h, w = (like.shape[:2] if like is not None else (round(img.shape[0] * scale), round(img.shape[1] * scale)))
+    if img.shape[:2] == (h, w):
+        return img
+    shrink = h * w < img.shape[0] * img.shape[1]
+    return cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
 
 
 class FuseNode(loop.Operator):
@@ -218,7 +230,7 @@ class FuseNode(loop.Operator):
     def _truth(self, state: _PairState, seq: int, frame: np.ndarray) -> None:
         result = state.unscored.pop(seq, None)
         if result is not None:  # live: the truth follows its frame
-            self.psnr.append(psnr_cbcr(result, frame))
+            self.psnr.append(psnr_cbcr(sized_like(result, frame), frame))
         elif len(state.truth) < 4 * self.params.max_pending:
             state.truth[seq] = frame
 
@@ -259,17 +271,20 @@ class FuseNode(loop.Operator):
             result = state.stream.colorize(mono)
         elif state.pair.mono.kind == "nir":
             result = self.engine.colorize(mono, None)  # no usable colour frame: the NIR engine's learned prior
+        elif getattr(self.engine, "automatic", False):
+            result = self.engine.colorize(mono, None)  # no usable colour frame: the automatic mode (scsnet)
         else:
-            result = gray_to_rgb(mono)
+            result = sized_like(gray_to_rgb(mono), None, self.engine.output_scale)
         self.engine_ms.append((time.perf_counter() - t0) * 1000)
         self._observed(state, header, mono, pairing, result, (sync_ns, engine_ns, ts_ns))
         truth = state.truth.pop(header.seq, None)
         if truth is not None:
-            self.psnr.append(psnr_cbcr(result, truth))
+            self.psnr.append(psnr_cbcr(sized_like(result, truth), truth))
         elif self.live:
             state.unscored = {header.seq: result}  # its truth may still come (live sends it after the frame)
         for index in state.pair.outputs:
-            frame = np.hstack([gray_to_rgb(mono), result]) if self.params.side_by_side[index] else result
+            sbs = self.params.side_by_side[index]
+            frame = np.hstack([sized_like(gray_to_rgb(mono), result), result]) if sbs else result
             self._send(index, frame, header)
         if self.params.mosaic:
             self._mosaic(state, result, header)
@@ -297,6 +312,11 @@ class FuseNode(loop.Operator):
     def _mosaic(self, state: _PairState, result: np.ndarray, header: Header) -> None:
         """Once every pair has a new result, tile them (in camera order) into one frame for the mosaic outputs."""
         state.results.append(result)
+        if self.live and len(state.results) > 2:
+            state.results.popleft()  # live: a mosaic shows the newest frames; a pair that runs ahead does not queue
+        elif len(state.results) > MOSAIC_QUEUE:
+            state.results.popleft()
+            self.counts["mosaic_dropped"] += 1  # offline: a pair far ahead of the others (its partner stalled)
         if any(not other.results for other in self.pairs):
             return
         frame = tile_grid([other.results.popleft() for other in self.pairs])
