@@ -65,13 +65,13 @@ def iter_frames(source: str | Path | bytes, multiple_of_8: bool = False) -> Iter
 
     src = io.BytesIO(source) if isinstance(source, bytes) else str(source)
     try:
-        box = av.open(src)
+        container = av.open(src)
     except (av.error.FFmpegError, OSError) as exc:
         raise SourceError(f"cannot open video {source if not isinstance(source, bytes) else '<bytes>'}: {exc}") from exc
-    with box:
-        if not box.streams.video:
+    with container:
+        if not container.streams.video:
             raise SourceError(f"{source} holds no video stream; give a video file")
-        for frame in box.decode(box.streams.video[0]):
+        for frame in container.decode(container.streams.video[0]):
             rgb = frame.to_ndarray(format="rgb24")
             yield crop8(rgb) if multiple_of_8 else rgb
 

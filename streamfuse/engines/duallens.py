@@ -117,7 +117,7 @@ class DualLensEngine(Engine):
             self.executor = create_executor(folder / self.manifest.graphs["model"], backend, **opts)
         self._guided = GuidedEngine() if self.arch.get("candidate") else None
 
-    def work_scale(self, width: int, height: int) -> float:
+    def downscale_factor(self, width: int, height: int) -> float:
         """Downscale factor of the working size: 1 unless the disparity range or the memory budget demand more."""
         f = max(1.0, self.max_disp / self.graph_disp)
         while estimate_memory_gb(self.arch, width / f, height / f) > self.memory_gb:
@@ -147,7 +147,7 @@ class DualLensEngine(Engine):
 
     def _colorize(self, mono: np.ndarray, state: ReferenceState) -> np.ndarray:
         h, w = mono.shape
-        f = self.work_scale(w, h)
+        f = self.downscale_factor(w, h)
         size = (w, h) if f == 1 else (max(16, round(w / f)), max(16, round(h / f)))
         mono_w = mono if f == 1 else cv2.resize(mono, size, interpolation=cv2.INTER_AREA)
         net_mono = np.ascontiguousarray(mono_w[:, ::-1]) if self.flip else mono_w

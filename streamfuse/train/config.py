@@ -35,11 +35,11 @@ class TrainConfig:
     """torch CPU threads (one per long job on a shared machine)."""
 
 
-def load_config(config_class: type[C], path: str | Path) -> C:
+def load_train_config(config_class: type[C], path: str | Path) -> C:
     """Read a training YAML into ``config_class``; unknown keys are an error that lists the accepted ones.
 
     Example:
-        >>> cfg = load_config(CCDCConfig, "configs/train/ccdc.yaml")  # doctest: +SKIP
+        >>> cfg = load_train_config(CCDCConfig, "configs/train/ccdc.yaml")  # doctest: +SKIP
     """
     import yaml
 

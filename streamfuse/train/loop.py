@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from streamfuse.train.checkpoint import Checkpoint, load_checkpoint
-from streamfuse.train.config import TrainConfig, load_config
+from streamfuse.train.config import TrainConfig, load_train_config
 from streamfuse.train.export import RunRecord
 from streamfuse.train.registry import Trainer, get_trainer
 
@@ -157,7 +157,7 @@ def fit(
     """
     t_start = time.monotonic()  # the time budget counts data preparation too
     cls = get_trainer(engine) if isinstance(engine, str) else engine
-    cfg = config if isinstance(config, TrainConfig) else load_config(cls.config_class, config)
+    cfg = config if isinstance(config, TrainConfig) else load_train_config(cls.config_class, config)
     config_file = "" if isinstance(config, TrainConfig) else str(config)
     torch.set_num_threads(max(1, cfg.threads))
     torch.manual_seed(cfg.seed)

@@ -80,16 +80,16 @@ def test_left_reference_rig_is_the_mirror_image(engine) -> None:
 
 def test_large_disparity_request_runs_at_a_reduced_working_size() -> None:
     engine = load_engine("duallens", threads=1, max_disp=640)
-    assert engine.work_scale(160, 96) >= 4
+    assert engine.downscale_factor(160, 96) >= 4
     left, right = stereo_scene(w=192, h=96, disp=40)
     out = engine.colorize(luma(left), right)
     assert out.shape == left.shape
 
 
 def test_memory_budget_lowers_the_working_size(engine) -> None:
-    assert engine.work_scale(1280, 1100) == 1.0
+    assert engine.downscale_factor(1280, 1100) == 1.0
     small = load_engine("duallens", threads=1, memory_gb=0.05)
-    f = small.work_scale(1280, 1100)
+    f = small.downscale_factor(1280, 1100)
     assert f > 1.0
     assert estimate_memory_gb(small.arch, 1280 / f, 1100 / f) <= 0.05 < estimate_memory_gb(small.arch, 1280, 1100)
 

@@ -15,7 +15,7 @@ torch = pytest.importorskip("torch")
 
 from streamfuse.train import loop  # noqa: E402
 from streamfuse.train.checkpoint import FORMAT, load_checkpoint  # noqa: E402
-from streamfuse.train.config import TrainConfig, load_config  # noqa: E402
+from streamfuse.train.config import TrainConfig, load_train_config  # noqa: E402
 from streamfuse.train.registry import (  # noqa: E402
     Trainer,
     TrainerError,
@@ -147,10 +147,10 @@ def test_device_choices() -> None:
 def test_config_yaml_rejects_unknown_keys(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text("epochs: 2\nsize: 16\n")
-    assert load_config(TinyConfig, path) == TinyConfig(epochs=2, size=16)
+    assert load_train_config(TinyConfig, path) == TinyConfig(epochs=2, size=16)
     path.write_text("epochs: 2\nsise: 16\n")
     with pytest.raises(ValueError, match="unknown key\\(s\\) sise; accepted: .*size"):
-        load_config(TinyConfig, path)
+        load_train_config(TinyConfig, path)
 
 
 def test_registry_duplicate_names_raise_and_unknown_names_list_the_known() -> None:
