@@ -377,6 +377,9 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--size", type=_parse_size, default=(768, 576), metavar="WxH", help="mono frame size (768x576)")
     p.add_argument("--scale", type=float, default=4.0, help="scale gap of the colour reference (default: 4)")
     p.add_argument("--frames", type=int, default=150, help="timed frames after 10 warm-up frames (default: 150)")
+    p.add_argument(
+        "--period", type=int, default=1, help="push a colour reference every K mono frames on the stream path (1)"
+    )
     p.add_argument("--json", metavar="OUT", help="write the result as JSON")
     p.add_argument("--pipeline", action="store_true", help="also run capture->fuse->encode on the synthetic rig")
     p.add_argument(
@@ -415,7 +418,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if args.sweep:
         result: dict | list = bench.sweep(args.engine, args.scale, args.frames, options)
     else:
-        result = bench.bench_engine(args.engine, args.size, args.scale, args.frames, options, threads=args.threads)
+        result = bench.bench_engine(
+            args.engine, args.size, args.scale, args.frames, options, threads=args.threads, period=args.period
+        )
         if args.pipeline:
             run = (args.engine, args.size, args.scale, args.frames, options, args.pipeline_mode)
             result.update(bench.bench_pipeline(*run, config=args.pipeline_config))

@@ -20,9 +20,10 @@ import numpy as np
 
 from streamfuse.color import merge_luma_chroma
 from streamfuse.engines.assets import EngineManifest, load_engine_manifest
-from streamfuse.engines.base import Engine, EngineError, ReferenceState
+from streamfuse.engines.base import Engine, EngineError, EngineStream, ReferenceState
 from streamfuse.engines.common import crop_chroma, pad_to, upsample_chroma
 from streamfuse.engines.guided import GuidedEngine, warp_reference
+from streamfuse.engines.guided_temporal import GuidedTemporalEngine, compose_flow
 
 # Kept in step with streamfuse.models.ccdc_arch.CANDIDATES (that module imports torch).
 CANDIDATES = ("dis", "fill", "smooth", "zero")
@@ -68,6 +69,76 @@ def fast_features(st: Mapping[str, Any]) -> np.ndarray:
         chans += [y, cb, cr, y - g]
     chans += [g, flow[..., 0] * (1.0 / 32.0), flow[..., 1] * (1.0 / 32.0)]
     return np.stack(chans, 0).astype(np.float32)
+
+
+# --- temporal features (the stream path of the temporal model; frame-wise = no history) ----------------------
+
+# Kept in step with streamfuse.models.ccdc_arch.TEMPORAL_* (that module imports torch).
+TEMPORAL_CANDIDATES = ("direct", "fill", "chained", "propagated", "memory")
+TEMPORAL_IN_CHANNELS = 21
+
+
+def new_memory() -> dict[str, Any]:
+    """An empty stream memory: no previous frame, no flow chain, no earlier reference."""
+    return {}
+
+
+def temporal_features(
+    classic: GuidedTemporalEngine, mono: np.ndarray, state: ReferenceState, memory: dict[str, Any]
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """The temporal model's input (TEMPORAL_IN_CHANNELS, h, w) at the working size, and the stage dict.
+
+    Candidates a rig has, each with its warp error (the paper's visibility cue, luma against the blur-matched
+    mono): ``direct`` (guided's DIS warp of the newest reference), ``fill`` (guided-temporal's chroma: the
+    per-pixel pick of direct / chained warp plus guided's occlusion fill), ``chained`` (the reference warped by
+    the flow chained through the mono frames since it arrived), ``propagated`` (the previous frame's classical
+    chroma moved by mono->mono flow; its error is the moved previous mono against this one, full detail) and
+    ``memory`` (the previous reference, registered through the same chain). A candidate the stream does not have
+    yet (frame-wise use, first frames) is a copy of ``direct`` (``fill`` for ``propagated``), so the model runs
+    the same with and without history. ``memory`` is updated in place (see :class:`CCDCStream`).
+    """
+    st = classic.temporal_align(mono, state, memory, always_step=True)
+    ref, guide, mono_w = st["ref"], st["guide"], st["mono_w"]
+    fill = classic.fill_occlusions(guide, st["warped"])
+    direct = warp_reference(ref, st["direct"])
+    g = guide * (1.0 / 255.0)
+    m = mono_w.astype(np.float32) * (1.0 / 255.0)
+
+    def cand(ycc: np.ndarray) -> list[np.ndarray]:
+        y, cb, cr = _norm(ycc[..., 0], ycc[..., 1], ycc[..., 2])
+        return [y, cb, cr, y - g]
+
+    d = cand(direct)
+    c = cand(st["warped_chain"]) if st.get("chained") is not None else d
+    f = _norm(guide, fill[..., 0], fill[..., 1])[1:]
+    step = st.get("step")
+    prop = [f[0], f[1], d[3]]
+    mem = d
+    if step is not None:
+        gx, gy = ref["gx"], ref["gy"]
+        moved = cv2.remap(
+            memory["last"], gx + step[..., 0], gy + step[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        )
+        prop = [*_norm(moved[..., 0], moved[..., 1], moved[..., 2])[1:], moved[..., 0] * (1.0 / 255.0) - m]
+        old = memory.get("old")
+        if old is not None and old["ref"]["ycc"].shape[:2] == guide.shape and old["chain"].shape == step.shape:
+            old["chain"] = compose_flow(step, old["chain"], gx, gy)
+            mem = cand(warp_reference(old["ref"], old["chain"]))
+    # this frame's mono and classical chroma, for the next frame's propagated candidate
+    memory["last"] = np.dstack([mono_w.astype(np.float32), fill])
+    memory["ref"] = ref
+    flow = st["flow"]
+    chans = [m, g, *d, *f, *c, *prop, *mem, flow[..., 0] * (1.0 / 32.0), flow[..., 1] * (1.0 / 32.0)]
+    st["fill"] = fill
+    return np.stack(chans, 0).astype(np.float32), st
+
+
+def push_memory(memory: dict[str, Any]) -> None:
+    """A new reference arrived: the current chain becomes the earlier reference's registration (``old``)."""
+    if "ref" in memory and "chain" in memory:
+        memory["old"] = {"ref": memory["ref"], "chain": memory["chain"]}
+    memory.pop("chain", None)
+    # keep "prev" and "last": the mono->mono flow continues across references
 
 
 # --- backends ------------------------------------------------------------------------------------------------
@@ -129,27 +200,60 @@ class CCDCEngine(Engine):
     ) -> None:
         super().__init__()
         self.manifest, folder = load_engine_manifest(model, engine="ccdc")
-        if self.manifest.arch.get("arch") != "fast":
-            raise EngineError(f"ccdc: model {model!r} is not a fast CCDC model; use engine ccdc-paper for it")
+        self.arch = self.manifest.arch.get("arch")
+        if self.arch not in ("fast", "temporal"):
+            raise EngineError(
+                f"ccdc: model {model!r} is not a fast or temporal CCDC model; use engine ccdc-paper for it"
+            )
         self.executor = _executor(folder, self.manifest, "model", "fast", backend, threads)
         self.detail = float(self.manifest.options.get("detail", 0.0) if detail is None else detail)
         self.radius, self.eps = int(radius), float(eps)
-        self.classic = classical_engine()
+        self.classic = classical_engine() if self.arch == "fast" else temporal_classical_engine()
         self.reference_work = 0  # times the reference planes were built (tests prove per-reference reuse)
 
     def _prepare(self, state: ReferenceState) -> None:
         self.classic._prepare(state)
 
     def _colorize(self, mono: np.ndarray, state: ReferenceState) -> np.ndarray:
+        return self.colorize_with(mono, state, new_memory() if self.arch == "temporal" else None)
+
+    def colorize_with(self, mono: np.ndarray, state: ReferenceState, memory: dict[str, Any] | None) -> np.ndarray:
+        """One mono frame with a stream memory (temporal model; a fresh one = frame-wise) or none (fast model)."""
         cached = len(state.cache)
-        st = classical_stage(self.classic, mono, state)
+        if self.arch == "temporal":
+            feats, st = temporal_features(self.classic, mono, state, memory if memory is not None else new_memory())
+        else:
+            st = classical_stage(self.classic, mono, state)
+            feats = fast_features(st)
         self.reference_work += len(state.cache) - cached
         size = st["size"]
-        feats = pad_to(fast_features(st), FAST_MULTIPLE)[None]
-        out = self.executor.run({"features": np.ascontiguousarray(feats)})["chroma"][0]
+        out = self.executor.run({"features": np.ascontiguousarray(pad_to(feats, FAST_MULTIPLE)[None])})["chroma"][0]
         chroma_w = crop_chroma(out, size, 255.0, 128.0)
         chroma = upsample_chroma(mono, st["mono_w"], chroma_w, self.detail, self.radius, self.eps)
         return merge_luma_chroma(mono, chroma[..., 0], chroma[..., 1])
+
+    def open_stream(self) -> EngineStream:
+        return CCDCStream(self) if self.arch == "temporal" else EngineStream(self)
+
+
+class CCDCStream(EngineStream):
+    """One camera pair through the temporal ``ccdc``: flow chain, previous frame and earlier reference."""
+
+    engine: CCDCEngine
+
+    def __init__(self, engine: CCDCEngine) -> None:
+        super().__init__(engine)
+        self.memory: dict[str, Any] = new_memory()
+
+    def _on_reference(self, state: ReferenceState) -> None:
+        push_memory(self.memory)
+
+    def reset(self) -> None:
+        super().reset()
+        self.memory = new_memory()
+
+    def _colorize(self, mono: np.ndarray, state: ReferenceState) -> np.ndarray:
+        return self.engine.colorize_with(mono, state, self.memory)
 
 
 # The classical stage's settings, pinned so a trained model keeps the inputs it was trained on even if the
@@ -171,6 +275,15 @@ CLASSICAL = {
 def classical_engine() -> GuidedEngine:
     """The classical first stage of ``ccdc`` (training uses the same, so its inputs match inference)."""
     return GuidedEngine(**CLASSICAL)
+
+
+# The temporal model's classical stage: the same guided settings plus the flow chain (guided-temporal).
+TEMPORAL_CLASSICAL = {**CLASSICAL, "chain": True, "error_radius": 3, "bias": 0.0, "step_preset": "ultrafast"}
+
+
+def temporal_classical_engine() -> GuidedTemporalEngine:
+    """The classical first stage of the temporal ``ccdc`` (pinned like ``CLASSICAL``)."""
+    return GuidedTemporalEngine(**TEMPORAL_CLASSICAL)
 
 
 class CCDCPaperEngine(Engine):

@@ -125,6 +125,65 @@ class CCDCFast(nn.Module):
         return chroma
 
 
+# --- temporal configuration (the stream engine) -------------------------------------------------------------
+
+# Feature layout of streamfuse.engines.ccdc.temporal_features: mono, guide, then per candidate its channels.
+TEMPORAL_CANDIDATES = ("direct", "fill", "chained", "propagated", "memory")
+TEMPORAL_CHROMA = ((3, 4), (6, 7), (9, 10), (12, 13), (16, 17))  # (cb, cr) channels of each candidate
+TEMPORAL_ERRORS = (5, 11, 14, 18)  # warp-error channels (direct, chained, propagated, memory)
+TEMPORAL_IN_CHANNELS = 21
+
+
+class CCDCTemporal(nn.Module):
+    """Per-pixel learned blend over the stream's candidates plus an occlusion/chroma residual.
+
+    The input is at the engine's working resolution; a stride-2 stem brings it to about reference resolution,
+    a small U-Net predicts one logit per candidate and a CbCr residual, upsampled back (cheap on a CPU). The
+    blend starts as ``fill`` (guided-temporal's chroma), so an untrained model is the classical engine.
+    Output (B, 2, H, W): CbCr as (c - 128) / 255; H, W multiples of ``2 ** len(widths)``.
+    """
+
+    def __init__(
+        self, widths: tuple[int, ...] = (16, 24, 32), depth: int = 1, residual_scale: float = 0.1, full_width: int = 8
+    ):
+        super().__init__()
+        self.widths = tuple(widths)
+        self.residual_scale = residual_scale
+        n = len(TEMPORAL_CANDIDATES)
+        self.stem = _conv(TEMPORAL_IN_CHANNELS, widths[0], stride=2)
+        self.enc = nn.ModuleList()
+        self.down = nn.ModuleList()
+        for i, w in enumerate(widths):
+            self.enc.append(nn.Sequential(*[_conv(w, w) for _ in range(depth)]))
+            if i + 1 < len(widths):
+                self.down.append(_conv(w, widths[i + 1], stride=2))
+        self.dec = nn.ModuleList(_conv(widths[i + 1] + widths[i], widths[i]) for i in range(len(widths) - 2, -1, -1))
+        self.full = _conv(widths[0] + TEMPORAL_IN_CHANNELS, full_width)  # back at working resolution, narrow
+        self.head = nn.Conv2d(full_width, n + 2, 3, 1, 1)
+        with torch.no_grad():
+            self.head.weight.mul_(0.1)
+            self.head.bias.zero_()
+            self.head.bias[TEMPORAL_CANDIDATES.index("fill")] = 4.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips = []
+        h = self.stem(x)
+        for i, enc in enumerate(self.enc):
+            h = enc(h)
+            if i + 1 < len(self.enc):
+                skips.append(h)
+                h = self.down[i](h)
+        for dec in self.dec:
+            h = dec(torch.cat([_up2(h), skips.pop()], 1))
+        out = self.head(self.full(torch.cat([_up2(h), x], 1)))
+        n = len(TEMPORAL_CANDIDATES)
+        weights = torch.softmax(out[:, :n], 1)
+        chroma = 0
+        for k, (cb, _) in enumerate(TEMPORAL_CHROMA):
+            chroma = chroma + weights[:, k : k + 1] * x[:, cb : cb + 2]
+        return chroma + self.residual_scale * torch.tanh(out[:, n : n + 2])
+
+
 # --- paper configuration -------------------------------------------------------------------------------------
 
 
@@ -276,6 +335,8 @@ class CCDCPaper(nn.Module):
 # --- configs and factory -------------------------------------------------------------------------------------
 
 CONFIGS: dict[str, dict[str, Any]] = {
+    "ccdc-temporal": {"arch": "temporal", "widths": [16, 24, 32], "depth": 1, "residual_scale": 0.1, "full_width": 8},
+    "ccdc-temporal-tiny": {"arch": "temporal", "widths": [4, 4, 4], "depth": 1, "residual_scale": 0.1, "full_width": 4},
     "ccdc": {"arch": "fast", "widths": [24, 32, 48, 64], "depth": 1, "residual_scale": 0.25, "refine": True},
     "ccdc-gated": {
         "arch": "fast",
@@ -313,7 +374,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
 
 
 def build_model(config: dict[str, Any]) -> nn.Module:
-    """Build a CCDC network from a config dict (``arch`` = fast | paper plus its width/depth keys).
+    """Build a CCDC network from a config dict (``arch`` = fast | temporal | paper plus its width/depth keys).
 
     Raises:
         ValueError: unknown ``arch``.
@@ -332,10 +393,17 @@ def build_model(config: dict[str, Any]) -> nn.Module:
             float(cfg.get("max_refine", 8.0)),
             float(cfg.get("gate_sigma", 0.0)),
         )
+    if arch == "temporal":
+        return CCDCTemporal(
+            tuple(cfg.get("widths", (16, 24, 32))),
+            int(cfg.get("depth", 1)),
+            float(cfg.get("residual_scale", 0.1)),
+            int(cfg.get("full_width", 8)),
+        )
     if arch == "paper":
         return CCDCPaper(
             int(cfg.get("enc_width", 64)),
             tuple(cfg.get("flow_widths", (64, 128, 256, 512, 512, 1024))),
             tuple(cfg.get("dec_widths", (64, 64, 64, 64))),
         )
-    raise ValueError(f"unknown CCDC arch {arch!r}; use 'fast' or 'paper'")
+    raise ValueError(f"unknown CCDC arch {arch!r}; use 'fast', 'temporal' or 'paper'")

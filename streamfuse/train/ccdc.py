@@ -20,22 +20,36 @@ import numpy as np
 import torch
 from torch import nn
 
-from streamfuse.color import rgb_to_ycbcr
+from streamfuse.color import luma, rgb_to_ycbcr
+from streamfuse.data.degrade import downsample
 from streamfuse.data.manifest import load_manifest
 from streamfuse.data.synth import sequence_pairs
-from streamfuse.data.video import load_sequences
+from streamfuse.data.video import check_training_video, load_sequences, read_clips
 from streamfuse.engines.assets import EngineManifest, load_engine_manifest
 from streamfuse.engines.ccdc import (
     CLASSICAL,
     FAST_MULTIPLE,
     PAPER_MULTIPLE,
+    TEMPORAL_CLASSICAL,
     classical_engine,
     classical_stage,
     fast_features,
+    new_memory,
+    push_memory,
+    temporal_classical_engine,
+    temporal_features,
 )
 from streamfuse.engines.common import pad_to
 from streamfuse.metrics import mse_to_psnr
-from streamfuse.models.ccdc_arch import CANDIDATES, CONFIGS, FAST_IN_CHANNELS, GUIDE_CHANNEL, build_model
+from streamfuse.models.ccdc_arch import (
+    CANDIDATES,
+    CONFIGS,
+    FAST_IN_CHANNELS,
+    GUIDE_CHANNEL,
+    TEMPORAL_CHROMA,
+    TEMPORAL_IN_CHANNELS,
+    build_model,
+)
 from streamfuse.train.config import TrainConfig
 from streamfuse.train.export import Graph, RunRecord, export_engine, levels
 from streamfuse.train.registry import Trainer, register_trainer
@@ -69,6 +83,14 @@ class CCDCConfig(TrainConfig):
     clip_grad: float = 0.5
     max_val: int = 0
     """0 = every validation pair."""
+    periods: list[int] = field(default_factory=lambda: [3, 6])
+    """Temporal model: reference periods K the training streams are cut with (as the stream protocol)."""
+    max_clips_per_video: int = 40
+    """Temporal model: clips per training video (evenly spread), so one long video does not dominate."""
+    frames_per_stream: int = 4
+    """Temporal model: frames (not reference frames) kept per clip × setting, one random crop each."""
+    framewise: float = 0.2
+    """Temporal model: fraction of training samples shown without history (the frame-wise / CCDC-protocol use)."""
 
 
 def charbonnier(x: torch.Tensor, y: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
@@ -161,11 +183,111 @@ def build_cache(cfg: CCDCConfig, progress: bool = True) -> dict[str, list]:
     return cache
 
 
+def _spread(items: list, n: int) -> list:
+    """At most ``n`` items, evenly spread over the list."""
+    if n <= 0 or len(items) <= n:
+        return items
+    return [items[int(i)] for i in np.linspace(0, len(items) - 1, n).round()]
+
+
+def stream_samples(
+    frames: list[np.ndarray], scale: int, period: int, classic
+) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """Run one clip as the stream protocol does (references at t = 0, K, 2K, ...; every mono frame in order)
+    through the temporal features: (t, features, target chroma 2×h×w in (c-128)/255 units) per frame."""
+    h, w = (frames[0].shape[0] // 8) * 8, (frames[0].shape[1] // 8) * 8
+    memory = new_memory()
+    state = None
+    out = []
+    for t, frame in enumerate(frames):
+        truth = np.ascontiguousarray(frame[:h, :w])
+        if t % period == 0:
+            state = classic.prepare_reference(downsample(truth, scale))
+            push_memory(memory)
+        feats, st = temporal_features(classic, luma(truth), state, memory)
+        target = cv2.resize(rgb_to_ycbcr(truth), st["size"], interpolation=cv2.INTER_AREA).astype(np.float32)
+        out.append((t, feats, np.ascontiguousarray(((target[..., 1:] - 128.0) / 255.0).transpose(2, 0, 1))))
+    return out
+
+
+def framewise_view(feats: np.ndarray) -> np.ndarray:
+    """The features a frame-wise call gives from a stream's (history candidates replaced as without history).
+
+    Exact for the candidates (``chained``/``memory`` = ``direct``, ``propagated`` = ``fill`` with the direct
+    error); ``fill`` keeps the stream's pick, a close stand-in for guided's fill."""
+    f = feats.copy()
+    f[8:12] = feats[2:6]
+    f[12:14] = feats[6:8]
+    f[14] = feats[5]
+    f[15:19] = feats[2:6]
+    return f
+
+
+def build_stream_cache(cfg: CCDCConfig, progress: bool = True) -> dict[str, list]:
+    """Temporal model: candidate stacks of the real clips, computed once (the DIS work) and cached as .npz.
+
+    Training: per clip × (scale, period), ``frames_per_stream`` random non-reference frames, one random crop
+    each. Validation (the held-aside videos): each clip's far frames (K−1 after their reference), whole."""
+    scales, periods = "_".join(map(str, cfg.scales)), "_".join(map(str, cfg.periods))
+    key = f"temporal{TEMPORAL_IN_CHANNELS}-{cfg.crop}-{cfg.max_clips_per_video}-{cfg.frames_per_stream}"
+    folders = data_folders(cfg)
+    path = Path(folders[0]) / f"cache-{key}-{scales}-{periods}.npz"
+    if path.is_file():
+        with np.load(path, allow_pickle=True) as z:
+            return z["cache"].item()
+    rng = np.random.default_rng(cfg.seed)
+    classic = temporal_classical_engine()
+    by_video: dict[str, list[dict]] = {}
+    for folder in folders:
+        manifest = load_manifest(folder)
+        if manifest.kind != "real-clips":
+            raise ValueError(f"{folder} is a {manifest.kind} dataset; the temporal model trains on `streamfuse clips`")
+        for item in manifest.sequences:
+            by_video.setdefault(item["file"], []).append(item)
+    cache: dict[str, list] = {"train": [], "val": []}
+    from tqdm import tqdm
+
+    groups = [_spread(g, cfg.max_clips_per_video if g[0]["split"] == "train" else 8) for g in by_video.values()]
+    bar = tqdm(total=sum(map(len, groups)), desc="streams", unit="clip", disable=not progress, mininterval=30)
+    for group in groups:
+        file = group[0]["file"]
+        check_training_video(file)
+        clips = read_clips(file, [i["start"] for i in group], group[0]["frames"])
+        for item in group:
+            bar.update(1)
+            _stream_item(cache, item, clips[item["start"]], cfg, classic, rng)
+    bar.close()
+    if not cache["train"] or not cache["val"]:
+        raise ValueError(f"dataset {cfg.data} gave no training or no validation streams; make more clips")
+    np.savez(path, cache=np.array(cache, dtype=object))
+    return cache
+
+
+def _stream_item(cache: dict[str, list], item: dict, frames: list[np.ndarray], cfg: CCDCConfig, classic, rng) -> None:
+    """One clip's samples into the cache (see ``build_stream_cache``)."""
+    val = item["split"] == "val"
+    for scale in cfg.scales:
+        for period in [6] if val else cfg.periods:
+            samples = stream_samples(frames, scale, period, classic)
+            if val:
+                for t, feats, target in samples:
+                    if t % period == period - 1:
+                        cache["val"].append([feats.astype(np.float16), target.astype(np.float16), scale, period])
+                continue
+            cands = [x for x in samples if x[0] % period != 0]
+            for j in rng.permutation(len(cands))[: cfg.frames_per_stream]:
+                _, feats, target = cands[int(j)]
+                for crop in _random_crops([feats, target], cfg.crop, 1, rng):
+                    cache["train"].append([a.astype(np.float16) for a in crop])
+
+
 # --- the network's forward pass on a batch (training and validation) -----------------------------------------
 
 
 def forward(net: nn.Module, arch: str, tensors: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """Prediction and the warping-loss term for one batch."""
+    if arch == "temporal":
+        return net(tensors[0]), torch.zeros((), device=tensors[0].device)
     if arch == "fast":
         pred = net(tensors[0])
         if getattr(net, "refine", False):  # warping loss on the learned-alignment candidate
@@ -195,8 +317,8 @@ def ccdc_graphs(net: nn.Module, arch: dict[str, Any]) -> list[Graph]:
     """The graphs a CCDC engine folder ships: ``model`` (and ``reference`` for the paper model)."""
     g = torch.Generator().manual_seed(0)
     chroma = levels(255.0, 128.0)  # (c - 128) / 255 units -> 8-bit chroma levels
-    if arch["arch"] == "fast":
-        shape = (1, FAST_IN_CHANNELS)
+    if arch["arch"] in ("fast", "temporal"):
+        shape = (1, FAST_IN_CHANNELS if arch["arch"] == "fast" else TEMPORAL_IN_CHANNELS)
         return [
             Graph(
                 "model",
@@ -229,8 +351,13 @@ def ccdc_graphs(net: nn.Module, arch: dict[str, Any]) -> list[Graph]:
 def export_ccdc(
     out_dir: str | Path, model: nn.Module, arch: dict[str, Any], run: RunRecord | None = None, **extra: Any
 ) -> EngineManifest:
-    """A ccdc engine folder for ``model`` (fast: with its pinned classical stage; paper: two graphs)."""
-    fast = arch["arch"] == "fast"
+    """A ccdc engine folder for ``model`` (fast/temporal: with its pinned classical stage; paper: two graphs)."""
+    fast = arch["arch"] in ("fast", "temporal")
+    stage = (
+        {"engine": "guided", **CLASSICAL}
+        if arch["arch"] == "fast"
+        else {"engine": "guided-temporal", **TEMPORAL_CLASSICAL}
+    )
     return export_engine(
         out_dir,
         engine="ccdc",
@@ -239,7 +366,7 @@ def export_ccdc(
         graphs=ccdc_graphs(model, arch),
         pad_multiple=FAST_MULTIPLE if fast else PAPER_MULTIPLE,
         run=run,
-        classical_stage={"engine": "guided", **CLASSICAL} if fast else None,
+        classical_stage=stage if fast else None,
         **extra,
     )
 
@@ -268,15 +395,21 @@ class CCDCTrainer(Trainer):
 
     def make_data(self, cfg: CCDCConfig, split: str) -> list:
         if self._cache is None:
-            self._cache = build_cache(cfg)
+            self._cache = build_stream_cache(cfg) if self.arch(cfg) == "temporal" else build_cache(cfg)
         return self._cache[split][: (cfg.max_val or None) if split == "val" else None]
 
     def batch(self, data: list, cfg: CCDCConfig, rng: np.random.Generator) -> list[torch.Tensor]:
         items = [data[int(i)] for i in rng.integers(0, len(data), cfg.batch)]
+        temporal = self.arch(cfg) == "temporal"
+        if temporal and cfg.framewise > 0:  # some samples without history (the frame-wise use)
+            items = [
+                [framewise_view(it[0].astype(np.float32)), it[1]] if rng.random() < cfg.framewise else it
+                for it in items
+            ]
         out = [torch.from_numpy(np.stack([it[k] for it in items]).astype(np.float32)) for k in range(len(items[0]))]
-        if rng.random() < 0.5:  # horizontal flip; the fast features' flow-x channel changes sign
+        if rng.random() < 0.5:  # horizontal flip; the flow-x channel changes sign
             out = [t.flip(-1) for t in out]
-            if self.arch(cfg) == "fast":
+            if self.arch(cfg) != "paper":
                 out[0][:, -2] *= -1
         return [t.to(self.device) for t in out]
 
@@ -308,8 +441,15 @@ class CCDCTrainer(Trainer):
                 res.setdefault(f"x{scale}_gap{gap}_guided", []).append(
                     psnr_255(arrays[0][fill : fill + 2] * 255, target * 255)
                 )
+            if arch == "temporal":  # the classical baselines: guided's warp (direct) and guided-temporal (fill)
+                for label, k in (("direct", 0), ("gt", 1)):
+                    cb = TEMPORAL_CHROMA[k][0]
+                    res.setdefault(f"x{scale}_gap{gap}_{label}", []).append(
+                        psnr_255(arrays[0][cb : cb + 2] * 255, target * 255)
+                    )
         out = {k: round(float(np.mean(v)), 3) for k, v in sorted(res.items())}
-        out["mean"] = round(float(np.mean([v for k, v in out.items() if not k.endswith("_guided")])), 3)
+        baselines = ("_guided", "_direct", "_gt")
+        out["mean"] = round(float(np.mean([v for k, v in out.items() if not k.endswith(baselines)])), 3)
         return out
 
     def data_manifest(self, cfg: CCDCConfig) -> dict[str, Any]:
@@ -333,7 +473,7 @@ class CCDCTrainer(Trainer):
     def export(self, model: nn.Module, out_dir: Path, run: RunRecord) -> EngineManifest:
         cfg = self._cfg
         manifest = export_ccdc(out_dir, model, CONFIGS[cfg.model], run)
-        if manifest.classical_stage is not None:  # the fast model: pick its detail weight
+        if manifest.classical_stage is not None and CONFIGS[cfg.model]["arch"] == "fast":  # pick its detail weight
             scores = select_detail(out_dir, data_folders(cfg))
             manifest, _ = load_engine_manifest(out_dir, engine="ccdc")
             manifest.options["detail"] = float(max(scores, key=scores.get))
