@@ -37,6 +37,7 @@ FIT_RADIUS = 1  # classical local fit window (reference pixels), chosen on the t
 FIT_EPS = 1e-3
 ALIGN_RADIUS = 6  # wide fit that makes the translated luma used for alignment
 ALIGN_ITERS = 50
+MAX_ALIGN_SHIFT = 0.1  # a registration that moves a corner by more than this fraction of the image is rejected
 REF_CHANNELS = 11  # g, g_std, ref Y/Cb/Cr, fit a(3), fit b(3)
 PRIOR_CHANNELS = 2  # g, g_std
 MULTIPLE = 16  # the fast networks downsample up to 4 times
@@ -61,7 +62,8 @@ def align_reference(g: np.ndarray, ycc: np.ndarray) -> tuple[np.ndarray, np.ndar
     """Register the reference YCbCr (h×w×3 float, 0..255) to the NIR block means ``g`` (h×w, 0..1).
 
     A wide local fit NIR→Y makes a translated luma with the NIR's geometry; ECC (homography) then matches the
-    reference luma to it. Returns the warped reference and the 3×3 warp (identity if ECC does not converge).
+    reference luma to it. Returns the warped reference and the 3×3 warp (identity if ECC does not converge or
+    runs away).
     """
     y = np.ascontiguousarray(ycc[..., 0])
     a, b = guided_coefficients(g, y, ALIGN_RADIUS, 1e-2)
@@ -73,6 +75,10 @@ def align_reference(g: np.ndarray, ycc: np.ndarray) -> tuple[np.ndarray, np.ndar
     except cv2.error:
         return ycc, np.eye(3, dtype=np.float32)
     h, w = g.shape
+    corners = np.float32([[0, 0], [w, 0], [w, h], [0, h]]).reshape(-1, 1, 2)
+    moved = cv2.perspectiveTransform(corners, warp.astype(np.float64))
+    if not np.all(np.isfinite(moved)) or np.abs(moved - corners).max() > MAX_ALIGN_SHIFT * max(h, w):
+        return ycc, np.eye(3, dtype=np.float32)  # ECC ran away (flat or unrelated content): keep the reference
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
     return cv2.warpPerspective(ycc, warp, (w, h), flags=flags, borderMode=cv2.BORDER_REPLICATE), warp
 
