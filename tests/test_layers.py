@@ -40,12 +40,10 @@ def _module_name(path: Path) -> str:
 MODULES = {_module_name(p): p for p in sorted(ROOT.rglob("*.py"))}
 
 
-def _under_type_checking(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> bool:
-    while node in parents:
-        node = parents[node]
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            return True
-    return False
+def _typing_only(tree: ast.AST) -> set[int]:
+    """Ids of the import statements under ``if TYPE_CHECKING:`` (annotations only, never run)."""
+    guarded = [n for n in ast.walk(tree) if isinstance(n, ast.If) and "TYPE_CHECKING" in ast.unparse(n.test)]
+    return {id(n) for g in guarded for body in g.body for n in ast.walk(body)}
 
 
 def _resolve(name: str) -> str | None:
@@ -60,11 +58,11 @@ def imports_of(module: str) -> frozenset[str]:
     """Every streamfuse module that ``module`` imports."""
     path = MODULES[module]
     tree = ast.parse(path.read_text(), str(path))
-    parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+    skip = _typing_only(tree)
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     found: set[str] = set()
     for node in ast.walk(tree):
-        if _under_type_checking(node, parents):
+        if not isinstance(node, (ast.Import, ast.ImportFrom)) or id(node) in skip:
             continue
         names: list[str] = []
         if isinstance(node, ast.Import):
