@@ -92,7 +92,7 @@ def camera_frame(cfg: RigConfig, name: str) -> Frame | None:
 
 def _synthetic_frame(cfg: RigConfig, name: str, cam: CameraConfig) -> Frame:
     """The synthetic rig's frame size for one of its cameras (the scene size, the colour camera s× coarser)."""
-    from streamfuse.data.degrade import reference_size
+    from streamfuse.camera_model import reference_size
 
     syn = cfg.synthetic
     size = syn.size

@@ -13,10 +13,10 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from streamfuse.camera_model import downsample, sensor_noise, translation, warp_homography
 from streamfuse.color import luma
-from streamfuse.config.schema import SyntheticConfig
-from streamfuse.data.degrade import downsample, sensor_noise, translation, warp_homography
 from streamfuse.config.presets import demo_video
+from streamfuse.config.schema import SyntheticConfig
 from streamfuse.sources.base import CapturedFrame, Source
 from streamfuse.sources.video import fit_frame, read_rgb_frames
 
