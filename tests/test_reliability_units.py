@@ -26,12 +26,22 @@ class _DeadProc:
         return -9
 
 
+class _NoObserver:
+    """The launcher's observer (metrics, preview, trace), switched off."""
+
+    def restarted(self, name: str) -> None:
+        pass
+
+    def report(self, node: str, msg: dict) -> None:
+        pass
+
+
 class _DeadChild:
     """A capture node that dies at once, every time it is started (at the launcher clock ``now``)."""
 
     now = 0.0
 
-    def __init__(self, name: str, argv: list[str], env: dict) -> None:
+    def __init__(self, name: str, argv: list[str], env: dict, on_report=None) -> None:
         self.name, self.argv = name, argv
         self.proc = _DeadProc()
         self.started, self.started_ns = _DeadChild.now, 0
@@ -48,7 +58,7 @@ def test_a_dead_capture_node_is_restarted_with_exponential_backoff(monkeypatch, 
         }
     )
     monkeypatch.setattr(launcher, "_Child", _DeadChild)
-    run = launcher.Launcher(cfg, Path("rig.yaml"), status=None)
+    run = launcher.Launcher(cfg, Path("rig.yaml"), status=None, observer=_NoObserver())
     _DeadChild.now = 100.0  # the launcher's monotonic clock, advanced by hand
     run.children["capture:color"] = _DeadChild("color", [], {})
     delays = []
