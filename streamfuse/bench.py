@@ -127,11 +127,13 @@ def bench_pipeline(
     """End-to-end run of the synthetic rig (capture, fuse, encode as real processes) on the same frames.
 
     ``config`` runs that rig.yaml instead (its outputs go to a temporary folder); ``observe`` turns metrics, the
-    preview (with snapshots) and the trace on, as an operator would.
+    preview and the trace on, as an operator would, with a viewer on the preview page and a metrics scraper
+    (``_Watcher``), so the preview's snapshots are made and every server answers while the frames are timed.
     """
     from streamfuse.config import load_config, synthetic_rig_config
     from streamfuse.config.schema import ObserveConfig
     from streamfuse.nodes.launcher import run_pipeline
+    from streamfuse.observe.rig import RigObserver
 
     with tempfile.TemporaryDirectory(prefix="sf-bench-") as tmp:
         if config is not None:
@@ -149,9 +151,54 @@ def bench_pipeline(
             )
         on = ObserveConfig(metrics_port="0", preview_port="0", trace=str(Path(tmp) / "trace.json"))
         cfg.observe = on if observe else ObserveConfig()
-        summary = run_pipeline(cfg, frames)
+        observer = RigObserver(cfg)
+        try:
+            with _Watcher(observer, cfg.mono_cameras):
+                summary = run_pipeline(cfg, frames, observer=observer)
+        finally:
+            observer.close()
     keys = ("e2e_fps", "latency_p50_ms", "latency_p99_ms", "frames_out", "cpu_ms_per_frame")
     return {"pipeline_mode": mode, **{k: summary.get(k) for k in keys}}
+
+
+class _Watcher:
+    """What an operator's tools do to a rig with observability on: a preview page fetching every camera's frame
+    five times a second, and a Prometheus scrape every second (both over HTTP, in a thread)."""
+
+    def __init__(self, observer, cameras: list[str]) -> None:
+        import threading
+
+        self.urls = observer.urls
+        self.cameras = cameras
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self) -> None:
+        import urllib.request
+
+        tick = 0
+        while not self.done.wait(0.2):
+            preview = self.urls.get("preview")
+            wanted = [f"{preview}frame/{cam}.jpg" for cam in self.cameras] if preview else []
+            if "metrics" in self.urls and tick % 5 == 0:
+                wanted.append(self.urls["metrics"])
+            for url in wanted:
+                try:
+                    with urllib.request.urlopen(url, timeout=2) as resp:
+                        resp.read()
+                except OSError:
+                    pass  # no frame yet (404) or a busy moment: a viewer just tries again
+            tick += 1
+
+    def __enter__(self) -> _Watcher:
+        if self.urls:
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.done.set()
+        if self.thread.is_alive():
+            self.thread.join(5)
 
 
 def bench_observe_overhead(

@@ -2,13 +2,15 @@
 mono camera, and the rig's fps, latency and drop counters.
 
 The fusion node drops a small JPEG of each pair into a folder a few times a second (:class:`PreviewSnapshots`,
-atomic renames, so a reader never sees half a file); the launcher serves the folder and its live stats with aiohttp
-(:class:`PreviewServer`). The page polls both; it needs no script or style from outside.
+atomic renames, so a reader never sees half a file) while a page is watching; the launcher serves the folder and its
+live stats with aiohttp (:class:`PreviewServer`), and marks the folder watched when a page asks for a frame. The page
+polls both; it needs no script or style from outside.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -26,8 +28,10 @@ from streamfuse.color import gray_to_rgb
 log = logging.getLogger("streamfuse.preview")
 
 TILE_HEIGHT = 240  # each of the three views is scaled to this height
-SNAPSHOT_HZ = 5.0  # preview images per second and camera (a few ms of the fusion node's time each)
+SNAPSHOT_HZ = 5.0  # preview images per second and camera (about 2 ms of the fusion node's time each)
 JPEG_QUALITY = 80
+WATCHED = ".watched"  # touched by the server when a page asks for a frame; snapshots are made only while watched
+WATCH_S = 10.0  # a viewer counts as watching this long after its last frame request
 
 
 def compose(
@@ -35,12 +39,10 @@ def compose(
 ) -> np.ndarray:
     """mono | colour reference (enlarged) | output, side by side at one height (RGB uint8)."""
 
-    def fit(image: np.ndarray) -> np.ndarray:
-        rgb = gray_to_rgb(image) if image.ndim == 2 else image
-        width = max(1, round(rgb.shape[1] * height / rgb.shape[0]))
-        return cv2.resize(
-            rgb, (width, height), interpolation=cv2.INTER_AREA if rgb.shape[0] > height else cv2.INTER_LINEAR
-        )
+    def fit(image: np.ndarray) -> np.ndarray:  # resize first, then make RGB, bilinear: the fusion node pays for it
+        width = max(1, round(image.shape[1] * height / image.shape[0]))
+        small = cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
+        return gray_to_rgb(small) if small.ndim == 2 else small
 
     out = fit(output)
     ref = fit(reference) if reference is not None else np.zeros_like(out)
@@ -48,18 +50,35 @@ def compose(
 
 
 class PreviewSnapshots:
-    """Writes ``folder/CAMERA.jpg`` at most ``rate_hz`` times a second per camera; a no-op without a folder."""
+    """Writes ``folder/CAMERA.jpg`` at most ``rate_hz`` times a second per camera, while a page is watching (or
+    always, without ``on_demand``); a no-op without a folder."""
 
-    def __init__(self, folder: str | Path | None, rate_hz: float = SNAPSHOT_HZ) -> None:
+    def __init__(self, folder: str | Path | None, rate_hz: float = SNAPSHOT_HZ, on_demand: bool = True) -> None:
         self.folder = Path(folder) if folder else None
         self.period_s = 1.0 / rate_hz
+        self.on_demand = on_demand
         self._due: dict[str, float] = {}
+        self._watched = False
+        self._checked = 0.0
         if self.folder is not None:
             self.folder.mkdir(parents=True, exist_ok=True)
 
+    def watched(self) -> bool:
+        """Whether a page asked for a frame in the last ``WATCH_S`` (looked up at most once a second)."""
+        now = time.monotonic()
+        if now - self._checked >= 1.0:
+            self._checked = now
+            try:
+                self._watched = time.time() - (self.folder / WATCHED).stat().st_mtime < WATCH_S
+            except OSError:
+                self._watched = False
+        return self._watched
+
     def due(self, camera: str) -> bool:
         """Whether a snapshot of ``camera`` is wanted now (check before composing anything)."""
-        return self.folder is not None and time.monotonic() >= self._due.get(camera, 0.0)
+        if self.folder is None or time.monotonic() < self._due.get(camera, 0.0):
+            return False
+        return not self.on_demand or self.watched()
 
     def offer(self, camera: str, mono: np.ndarray, reference: np.ndarray | None, output: np.ndarray) -> bool:
         """Write a snapshot of this pair if one is due; returns whether it did."""
@@ -138,6 +157,7 @@ class PreviewServer:
         self._runner = web.AppRunner(app, access_log=None)
         self._loop = asyncio.new_event_loop()
         self._started = threading.Event()
+        self._touched = 0.0
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._serve, name="preview", daemon=True)
         self._thread.start()
@@ -183,10 +203,20 @@ class PreviewServer:
         from aiohttp import web
 
         camera = request.match_info["camera"]
+        self._watching()
         path = self.folder / f"{camera}.jpg" if self.folder is not None else None
         if "/" in camera or camera.startswith(".") or path is None or not path.is_file():
             raise web.HTTPNotFound(text=f"no preview of camera {camera!r} yet")
         return web.Response(body=path.read_bytes(), content_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+    def _watching(self) -> None:
+        """Tell the fusion node that a page is watching (it makes snapshots only then)."""
+        now = time.monotonic()
+        if self.folder is None or now - self._touched < 1.0:
+            return
+        self._touched = now
+        with contextlib.suppress(OSError):
+            (self.folder / WATCHED).touch()
 
     def close(self) -> None:
         if self._loop.is_running():

@@ -37,7 +37,7 @@ def test_compose_puts_three_views_side_by_side() -> None:
 
 
 def test_snapshots_are_rate_limited(tmp_path: Path) -> None:
-    snaps = PreviewSnapshots(tmp_path, rate_hz=0.001)
+    snaps = PreviewSnapshots(tmp_path, rate_hz=0.001, on_demand=False)
     frame = np.zeros((64, 64, 3), np.uint8)
     assert snaps.offer("m0", frame[..., 0], frame, frame)
     assert not snaps.offer("m0", frame[..., 0], frame, frame)  # not due again for 1000 s
@@ -46,10 +46,24 @@ def test_snapshots_are_rate_limited(tmp_path: Path) -> None:
     assert not PreviewSnapshots(None).due("m0")
 
 
+def test_snapshots_are_made_only_while_a_page_watches(tmp_path: Path) -> None:
+    frame = np.zeros((64, 64, 3), np.uint8)
+    snaps = PreviewSnapshots(tmp_path)
+    assert not snaps.offer("m0", frame[..., 0], frame, frame)  # nobody watching: no work at all
+    server = PreviewServer(tmp_path, dict, "127.0.0.1", 0)
+    try:
+        assert get(server.url + "frame/m0.jpg")[0] == 404  # a page asks: the folder is marked watched
+    finally:
+        server.close()
+    snaps._checked = 0.0  # (it looks at most once a second)
+    assert snaps.offer("m0", frame[..., 0], frame, frame)
+    assert (tmp_path / "m0.jpg").is_file()
+
+
 def test_server_serves_page_frames_and_stats(tmp_path: Path) -> None:
     rgb = np.zeros((60, 80, 3), np.uint8)
     rgb[:, :, 2] = 255
-    PreviewSnapshots(tmp_path).offer("m0", rgb[..., 0], rgb, rgb)
+    PreviewSnapshots(tmp_path, on_demand=False).offer("m0", rgb[..., 0], rgb, rgb)
     stats = {"cameras": ["m0"], "elapsed_s": 1.0, "nodes": {"fuse": {"frames": 3}}}
     server = PreviewServer(tmp_path, lambda: stats, "127.0.0.1", 0)
     try:
