@@ -32,6 +32,8 @@ from streamfuse.engines.guided import GuidedEngine, warp_reference
 from streamfuse.runtime.base import Executor
 
 MIN_SCALE, MAX_SCALE = 1.0, 8.0
+DETAIL_SIGMA = 10.0 / 255.0  # luma disagreement (blur vs bicubic) at which the reference detail is gated off by 1/e
+DETAIL_BLUR = 1.5  # pixels: the disagreement is smoothed before gating
 IMAGE_HINTS = 7  # kept in step with streamfuse.models.scsnet_arch (which imports torch)
 HINT_CHANNELS = IMAGE_HINTS + 4  # + relative x, relative y, 1/scale, mode
 
@@ -147,10 +149,22 @@ def build_inputs(
         blur = cv2.resize(warped_lr[..., 0], (out_w, out_h), interpolation=cv2.INTER_CUBIC)
         wy, wcb, wcr = cv2.split(warped)
         fcb, fcr = cv2.split(fill)
-        luma_planes = [p * (1.0 / 255.0) for p in (wy, blur)]
+        base = detail_transfer(bicubic, wy * (1.0 / 255.0), blur * (1.0 / 255.0))
         chroma_planes = [(p - 128.0) * (1.0 / 255.0) for p in (fcb, fcr, wcb, wcr)]
-        planes = [bicubic, *chroma_planes[:2], *luma_planes, *chroma_planes[2:], *coords, zero + 1.0]
+        planes = [base, *chroma_planes[:2], bicubic, blur * (1.0 / 255.0), *chroma_planes[2:], *coords, zero + 1.0]
     return {"lr": lr, "hints": cv2.merge(planes)[None]}
+
+
+def detail_transfer(bicubic: np.ndarray, warped: np.ndarray, blur: np.ndarray) -> np.ndarray:
+    """The referential luma base: bicubic luma plus the aligned reference's own detail (warped Y minus its
+    LR-matched blur), gated where the blur agrees with the bicubic luma (the alignment holds; planes on 0..1).
+
+    Where the scene is static or the alignment holds, the reference carries true high-resolution luma that no
+    upsampling of the mono frame can recover; the network learns its residual over this base.
+    """
+    d = cv2.GaussianBlur(cv2.absdiff(blur, bicubic), (0, 0), DETAIL_BLUR)
+    gate = cv2.exp(cv2.multiply(d, d, scale=-1.0 / (DETAIL_SIGMA * DETAIL_SIGMA)))
+    return bicubic + gate * (warped - blur)
 
 
 def to_rgb(pred: np.ndarray) -> np.ndarray:

@@ -36,9 +36,10 @@ from torch import nn
 # Input layout, kept in step with streamfuse.engines.scsnet (that module must not import torch).
 LR_CHANNELS = 4  # LR mono luma, aligned reference Y, Cb, Cr at LR (zeros in automatic mode)
 REF_CHANNELS = 3  # reference Y, Cb, Cr at LR size, unaligned (the PVCAttn input)
-# Output-resolution planes, channels last (B, H, W, HINT_CHANNELS): the base the net adds its residual to (bicubic Y,
-# fill Cb, Cr), then warped reference Y, its LR-matched blur, warped Cb, Cr (reference planes are zeros in automatic
-# mode), then the CPM coordinates: relative x, relative y, 1/scale, mode (1 referential, 0 automatic).
+# Output-resolution planes, channels last (B, H, W, HINT_CHANNELS): the base the net adds its residual to (luma:
+# bicubic plus the gated reference detail, or plain bicubic in automatic mode; fill Cb, Cr), then bicubic Y, the
+# warped reference's LR-matched blur, warped Cb, Cr (reference planes are zeros in automatic mode), then the CPM
+# coordinates: relative x, relative y, 1/scale, mode (1 referential, 0 automatic).
 IMAGE_HINTS = 7
 HINT_CHANNELS = IMAGE_HINTS + 4
 ENCODER_STRIDE = 4
