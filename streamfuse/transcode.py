@@ -12,15 +12,13 @@ from __future__ import annotations
 import json
 import logging
 import sys
-import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 from streamfuse import preflight  # noqa: F401 - registers the pre-launch checks run by config_from_dict
-from streamfuse.config import RigConfig, config_from_dict, dump_config, load_config
+from streamfuse.config import RigConfig, config_from_dict, load_config
 from streamfuse.errors import USER_ERRORS, ConfigError
 from streamfuse.sources.video import is_image_file, probe_video
 
@@ -128,65 +126,20 @@ def build_config(job: TranscodeJob) -> RigConfig:
     return config_from_dict(data, name="streamfuse transcode", prelaunch=True)
 
 
-class _Progress:
-    """A tqdm bar (frames done/total, fps, ETA) fed from the encoder node's stats while the rig runs."""
-
-    def __init__(self, launcher: Any, total: int | None, stream: TextIO | None) -> None:
-        self.launcher = launcher
-        self.total = total
-        self.stream = stream
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-
-    def _done(self) -> int:
-        child = self.launcher.children.get("encode")
-        return child.stats.frames if child is not None else 0
-
-    def _loop(self) -> None:
-        from tqdm import tqdm
-
-        with tqdm(total=self.total, unit="frame", desc="transcode", file=self.stream, dynamic_ncols=True) as bar:
-            while not self._stop.wait(0.5):
-                bar.update(max(0, self._done() - bar.n))
-            self._final(bar)
-
-    def _final(self, bar: Any) -> None:
-        enc = (self.launcher.children.get("encode") or _Nothing()).summary or {}
-        done = (enc.get("frames") or [bar.n])[0]
-        bar.update(max(0, done - bar.n))  # the last stats line can be up to a second old: end on the true count
-
-    def __enter__(self) -> _Progress:
-        if self.stream is not None:
-            self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5)
-
-
-class _Nothing:
-    summary: dict | None = None
-
-
 def run_transcode(job: TranscodeJob, progress: TextIO | None = sys.stderr) -> dict[str, Any]:
     """Check, run and summarize one transcode; returns the summary with its ``exit_code`` (0, 1 or 130).
 
     Raises the pre-launch error (ConfigError, SourceError, ...) when a check fails: then nothing has started.
+    ``progress``: where the progress bar goes (None: no bar).
     """
-    from streamfuse.nodes.launcher import Launcher
+    from streamfuse.nodes.launcher import run_rig
+    from streamfuse.nodes.launcher.report import ProgressConsole
 
     cfg = build_config(job)
     info = probe_video(cfg.cameras["mono"].path)
     total = info.estimated_frames(_duration_s(cfg.cameras["mono"].path))
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="sf-transcode-") as tmp:
-        path = Path(tmp) / "rig.yaml"
-        dump_config(cfg, path)
-        launcher = Launcher(cfg, path, None, None, status=None)
-        with _Progress(launcher, total, progress):
-            rig = launcher.run()
+    rig = run_rig(cfg, status=ProgressConsole(total, progress) if progress is not None else None)
     return summarize(job, cfg, rig, total, time.monotonic() - started)
 
 
@@ -221,7 +174,7 @@ def summarize(job: TranscodeJob, cfg: RigConfig, rig: dict[str, Any], total: int
         "frames_total": total,
         "frames_in": rig["frames_in"],
         "frames_out": rig["frames_out"],
-        "stale_reference_frames": sum(sync.get(k, 0) for k in STALE_DECISIONS),
+        "stale_reference_frames": rig.get("stale_reference_frames", sum(sync.get(k, 0) for k in STALE_DECISIONS)),
         "references": {k: v for k, v in sync.items() if v},
         "corrupt_frames_skipped": rig.get("corrupt_frames_skipped", 0),
         "on_corrupt": job.on_corrupt,
@@ -229,6 +182,7 @@ def summarize(job: TranscodeJob, cfg: RigConfig, rig: dict[str, Any], total: int
         "fps": round(rig["frames_out"] / wall_s, 2) if wall_s > 0 else None,
         "stopped_by": rig["stopped_by"],
         "failed_nodes": failed_nodes,
+        "errors": rig.get("errors", {}),
         "run": rig,
     }
 
@@ -249,8 +203,11 @@ def format_summary(s: dict[str, Any]) -> str:
         lines.append(f"  damaged      {s['corrupt_frames_skipped']} frames skipped (--on-corrupt {s['on_corrupt']})")
     if s["failed_nodes"]:
         lines.append(f"  failed       {', '.join(f'{n} (exit {c})' for n, c in s['failed_nodes'].items())}")
+        lines += [f"               {name}: {error}" for name, error in s["errors"].items()]
     if s["status"] == "interrupted":
-        lines.append(f"  stopped by   {s['stopped_by']}: every frame received was written and the file is playable")
+        lost = s["frames_in"] - s["frames_out"]
+        kept = "every frame read was written" if not lost else f"{lost} frames read were not written"
+        lines.append(f"  stopped by   {s['stopped_by']}: {kept}; the file is playable")
     return "\n".join(lines)
 
 

@@ -138,6 +138,7 @@ class CaptureNode(loop.Operator):
                     raise
                 backoff = self._retry_later(f"{exc}; reconnecting", "source_failures", backoff)
             finally:
+                self.reporter.counts.update(source.health())  # e.g. damaged frames a file source skipped
                 source.close()
 
     def _retry_later(self, what: str, counter: str, backoff: float) -> float:

@@ -29,3 +29,7 @@ class Source(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the device or file."""
+
+    def health(self) -> dict[str, int]:
+        """Counts of what the source skipped so far (e.g. ``corrupt_frames``), for the capture node's summary."""
+        return {}

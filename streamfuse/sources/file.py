@@ -49,3 +49,6 @@ class FileCamera(Source):
             rgb = fit_frame(rgb, self.size) if self.size else rgb
             image = rgb if self.role == "color" else luma(rgb)
             yield CapturedFrame(ts - first, image)
+
+    def health(self) -> dict[str, int]:
+        return dict(self.counts)

@@ -33,4 +33,4 @@ def test_summary_counts_frames_of_lost_runs_and_names_a_failed_node(tmp_path, sm
     assert s["exit_codes"] == {"encode": 0, "fuse": 1, "capture:mono": 0}
     assert s["errors"] == {"fuse": "RuntimeError: engine exploded"}
     text = format_summary(s)
-    assert "FAILED nodes    {'fuse': 1}" in text and "fuse: RuntimeError: engine exploded" in text
+    assert "FAILED nodes   fuse (exit 1)" in text and "RuntimeError: engine exploded" in text

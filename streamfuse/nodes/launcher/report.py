@@ -1,14 +1,26 @@
 """What a run shows a person: the live status line, the run summary (a dict, also written as JSON) and its text.
 
-The supervisor owns the processes; this module only turns what they reported into words and numbers.
+The supervisor owns the processes; this module only turns what they reported into words and numbers, and owns the
+terminal while a run is on it (``Console``): log lines scroll above the status line instead of running into it,
+and the last line shown is made from the final summary, not from stats that can be a second old.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import sys
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TextIO
 
 from streamfuse.config.schema import RigConfig
+
+LABEL_WIDTH = 15  # the summary's label column, fixed so that lines look the same from run to run
+NON_TTY_EVERY_S = 5  # off a terminal (a log file, CI) the status line is printed this often
+STALE_DECISIONS = ("fallback_last", "fallback_grey", "no_reference")  # frames whose reference was too old or absent
 
 
 @dataclass
@@ -73,6 +85,181 @@ def draw(stream: TextIO | None, line: str, elapsed: float, final: bool = False) 
     stream.flush()
 
 
+class Console:
+    """Where a run's status line and its log lines go, so they never collide.
+
+    On a terminal the status line stays at the bottom, redrawn in place; each log line (a node's stderr, the
+    launcher's own logging) clears it, is written, and the status line is drawn again below it. Off a terminal
+    logs pass through and the status line is printed every few seconds. ``stream=None``: no status line, and logs
+    still go to stderr.
+    """
+
+    def __init__(self, stream: TextIO | None = sys.stderr) -> None:
+        self.stream = stream
+        self.tty = bool(stream is not None and hasattr(stream, "isatty") and stream.isatty())
+        self._line = ""  # the status line now on the terminal
+        self._printed_at = -1  # off a terminal: the 5 s slot last printed
+        self._lock = threading.Lock()
+
+    def log(self, text: str) -> None:
+        """Write one log line above the status line."""
+        out = self.stream if self.stream is not None else sys.stderr
+        with self._lock:
+            if self.tty and self._line:
+                out.write("\r\x1b[K")
+            out.write(text if text.endswith("\n") else text + "\n")
+            if self.tty and self._line:
+                out.write(self._line)
+            out.flush()
+
+    def update(self, elapsed: float, nodes: dict[str, NodeRecord], restarts: dict[str, int]) -> None:
+        """Show the live status line of a running rig."""
+        if self.stream is None:
+            return
+        line = status_line(elapsed, nodes, restarts)
+        with self._lock:
+            if self.tty:
+                self.stream.write("\r\x1b[K" + line)
+                self._line = line
+            elif int(elapsed) // NON_TTY_EVERY_S != self._printed_at:
+                self._printed_at = int(elapsed) // NON_TTY_EVERY_S
+                self.stream.write(line + "\n")
+            self.stream.flush()
+
+    def finish(self, summary: dict) -> None:
+        """Replace the status line by one final line that is true: it is made from the run summary."""
+        if self.stream is None:
+            return
+        with self._lock:
+            self.stream.write(("\r\x1b[K" if self.tty else "") + final_line(summary) + "\n")
+            self.stream.flush()
+            self._line = ""
+
+    @contextlib.contextmanager
+    def logs_above(self) -> Iterator[None]:
+        """While the run is on, this process's own log lines (handlers on stderr) go through :meth:`log`."""
+        targets = {id(sys.stderr), id(self.stream)}
+        handlers = [
+            h for h in logging.getLogger().handlers if type(h) is logging.StreamHandler and id(h.stream) in targets
+        ]
+        writer = _LogWriter(self)
+        old = [h.setStream(writer) for h in handlers]
+        try:
+            yield
+        finally:
+            for handler, stream in zip(handlers, old, strict=True):
+                handler.setStream(stream)
+
+
+class _LogWriter:
+    """A file-like object for logging handlers: whole lines go to ``Console.log``."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self._partial = ""
+
+    def write(self, text: str) -> int:
+        self._partial += text
+        while "\n" in self._partial:
+            line, self._partial = self._partial.split("\n", 1)
+            self.console.log(line)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+class ProgressConsole(Console):
+    """A progress bar instead of the status line (``streamfuse transcode``): frames done/total, fps and ETA.
+
+    The count is the encoder's frames written; log lines are written above the bar.
+    """
+
+    def __init__(self, total: int | None, stream: TextIO | None = sys.stderr, desc: str = "transcode") -> None:
+        super().__init__(stream)
+        self.total = total
+        self.desc = desc
+        self._bar = None
+
+    def _ensure_bar(self) -> Any:
+        if self._bar is None and self.stream is not None:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=self.total, unit="frame", desc=self.desc, file=self.stream, dynamic_ncols=True)
+        return self._bar
+
+    def log(self, text: str) -> None:
+        if self._bar is None:
+            super().log(text)
+            return
+        with self._lock:
+            self._bar.write(text.rstrip("\n"), file=self.stream)
+
+    def update(self, elapsed: float, nodes: dict[str, NodeRecord], restarts: dict[str, int]) -> None:
+        bar = self._ensure_bar()
+        encode = nodes.get("encode")
+        if bar is not None and encode is not None:
+            with self._lock:
+                bar.update(max(0, encode.stats.frames - bar.n))
+
+    def finish(self, summary: dict) -> None:
+        bar = self._bar
+        if bar is not None:
+            with self._lock:
+                bar.update(max(0, summary["frames_out"] - bar.n))  # end on the true count
+                bar.close()
+            self._bar = None
+        # no extra final line: the command prints its own summary right below the bar
+
+
+def as_console(status: TextIO | Console | None) -> Console:
+    """The console of a run from what a caller gave as ``status`` (a stream, None, or a Console)."""
+    return status if isinstance(status, Console) else Console(status)
+
+
+def final_line(s: dict) -> str:
+    """The last line of a run, from its summary: how it ended, frames in and out, and what was written."""
+    bad = {n: c for n, c in s["exit_codes"].items() if c not in (0, None)}
+    if bad:
+        head = "failed: " + ", ".join(f"{n} exit {c}" for n, c in bad.items())
+    elif s["stopped_by"] == "end of input":
+        head = "done"
+    else:
+        head = f"stopped by {s['stopped_by']}"
+    outputs = ", ".join(s["outputs"]) or "no output written"
+    fps = f", {s['e2e_fps']:.1f} fps" if s.get("e2e_fps") else ""
+    return f"{head} after {s['wall_s']:.1f} s: {s['frames_in']} frames in, {s['frames_out']} out{fps}; {outputs}"
+
+
+def written_outputs(enc: dict) -> tuple[list[str], list[str]]:
+    """The encoder's outputs split into those written (frames and a file) and those that were not."""
+    frames = enc.get("frames") or []
+    written, missing = [], []
+    for i, path in enumerate(enc.get("outputs", [])):
+        n = frames[i] if i < len(frames) else 0
+        (written if n and Path(path).is_file() else missing).append(path)
+    return written, missing
+
+
+def reference_text(sync: dict) -> str:
+    """How the mono frames got their colour reference, in words (the tracker's counts)."""
+    if not sync:
+        return "-"
+    fresh, reused = sync.get("fresh", 0), sync.get("reused", 0)
+    stale = sum(sync.get(k, 0) for k in STALE_DECISIONS)
+    text = (
+        f"{sync.get('references_prepared', 0)} of {sync.get('colour_frames', 0)} colour frames used; "
+        f"mono frames: {fresh} fresh, {reused} reused, {stale} stale"
+    )
+    details = [f"{sync[k]} {k.replace('_', ' ')}" for k in STALE_DECISIONS if sync.get(k)]
+    extra = [f"{sync[k]} {k.replace('_', ' ')}" for k in ("colour_restarts", "colour_duplicates") if sync.get(k)]
+    if details:
+        text += f" ({', '.join(details)})"
+    if extra:
+        text += f"; {', '.join(extra)}"
+    return text
+
+
 def build_summary(
     cfg: RigConfig,
     nodes: dict[str, NodeRecord],
@@ -114,7 +301,10 @@ def build_summary(
         "links": fuse.get("links", {}),
         "restarts": dict(restarts),
         "rejoins": rejoins,
-        "outputs": enc.get("outputs", []),
+        "outputs": written_outputs(enc)[0],
+        "outputs_not_written": written_outputs(enc)[1],
+        "stale_reference_frames": sum(fuse.get("sync", {}).get(k, 0) for k in STALE_DECISIONS),
+        "corrupt_frames_skipped": sum(s.get("corrupt_frames", 0) for s in caps.values()),
         "cpu_ms_per_frame": {
             name: round(s["cpu_s"] * 1000 / frames_out, 2)
             for name, s in summaries.items()
@@ -151,32 +341,49 @@ def camera_summary(cfg: RigConfig, summaries: dict[str, dict], lost_runs: dict[s
 
 
 def format_summary(s: dict) -> str:
-    """The run summary as aligned text."""
+    """The run summary as an aligned table: one topic per line, words instead of raw counters."""
 
     def num(v: Any, unit: str = "", fmt: str = "{:.1f}") -> str:
         return "n/a" if v is None else fmt.format(v) + unit
 
-    lines = [
-        f"run summary ({s['mode']}, engine {s['engine']}, stopped by {s['stopped_by']}, {s['wall_s']} s)",
-        f"  frames          in {s['frames_in']}  out {s['frames_out']}",
-        f"  throughput      end-to-end {num(s['e2e_fps'], ' fps')}  fusion {num(s['fuse_fps'], ' fps')}"
-        f"  engine p50 {num(s['engine_ms_p50'], ' ms')}",
-        f"  latency         capture->encode p50 {num(s['latency_p50_ms'], ' ms')}"
-        f"  p99 {num(s['latency_p99_ms'], ' ms')}",
-        f"  drops           capture {s['capture_dropped']}  stale mono {s['fuse_stale_dropped']}"
-        f"  output {s['fuse_output_dropped']}  rejected {sum(s['rejected'].values())} {s['rejected'] or ''}",
-        f"  references      {s['sync'] or {}}",
-        f"  faults          restarts {s['restarts'] or 0}  rejoined {_rejoin_text(s['rejoins'])}",
-        f"  quality         chroma PSNR vs ground truth {num(s['psnr_cbcr'], ' dB', '{:.2f}')}",
-        f"  outputs         {', '.join(s['outputs']) or 'none'}",
+    rejected = sum(s["rejected"].values())
+    drops = s["capture_dropped"] + s["fuse_stale_dropped"] + s["fuse_output_dropped"]
+    rows = [
+        ("frames", f"{s['frames_in']} in, {s['frames_out']} out"),
+        (
+            "drops",
+            f"{drops} (capture {s['capture_dropped']}, stale mono {s['fuse_stale_dropped']}, "
+            f"output {s['fuse_output_dropped']}); rejected messages {rejected}"
+            + (f" {s['rejected']}" if rejected else ""),
+        ),
+        (
+            "speed",
+            f"{num(s['e2e_fps'], ' fps')} end to end, fusion {num(s['fuse_fps'], ' fps')}, "
+            f"engine {num(s['engine_ms_p50'], ' ms')} per frame (p50)",
+        ),
+        ("latency", f"capture to encode {num(s['latency_p50_ms'], ' ms')} p50, {num(s['latency_p99_ms'], ' ms')} p99"),
+        ("references", reference_text(s["sync"])),
+        (
+            "faults",
+            f"restarts {_restart_text(s['restarts'])}, rejoined {_rejoin_text(s['rejoins'])}",
+        ),
     ]
+    if s.get("corrupt_frames_skipped"):
+        rows.append(("damaged input", f"{s['corrupt_frames_skipped']} frames skipped"))
+    if s["psnr_cbcr"] is not None:
+        rows.append(("quality", f"chroma PSNR {num(s['psnr_cbcr'], ' dB', '{:.2f}')} against the ground truth"))
+    rows.append(("outputs", ", ".join(s["outputs"]) or "none written"))
+    if s.get("outputs_not_written"):
+        rows.append(("not written", ", ".join(s["outputs_not_written"])))
     if len(s.get("cameras", {})) > 2 or any(c.get("drift_ppm") for c in s.get("cameras", {}).values()):
-        lines.append("  cameras         " + "  ".join(_camera_text(n, c) for n, c in s["cameras"].items()))
+        rows.append(("cameras", "  ".join(_camera_text(n, c) for n, c in s["cameras"].items())))
     bad = {n: c for n, c in s["exit_codes"].items() if c != 0}
     if bad:
-        lines.append(f"  FAILED nodes    {bad}")
-        lines += [f"    {name}: {error}" for name, error in s.get("errors", {}).items()]
-    return "\n".join(lines)
+        rows.append(("FAILED nodes", ", ".join(f"{n} (exit {c})" for n, c in bad.items())))
+        rows += [(f"  {name}", error) for name, error in s.get("errors", {}).items()]
+    width = max(LABEL_WIDTH, *(len(k) + 2 for k, _ in rows))
+    head = f"run summary: {s['mode']}, engine {s['engine']}, {s['wall_s']} s, stopped by {s['stopped_by']}"
+    return "\n".join([head, *(f"  {k:<{width}}{v}" for k, v in rows)])
 
 
 def _camera_text(name: str, c: dict) -> str:
@@ -188,6 +395,10 @@ def _camera_text(name: str, c: dict) -> str:
     if c.get("drift_ppm") is not None:
         text += f" drift {c['drift_ppm']:+.0f} ppm"
     return text + ";"
+
+
+def _restart_text(restarts: dict[str, int]) -> str:
+    return ", ".join(f"{name} {n}" for name, n in restarts.items() if n) or "none"
 
 
 def _rejoin_text(rejoins: list[dict]) -> str:

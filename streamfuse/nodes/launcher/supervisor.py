@@ -34,7 +34,7 @@ from streamfuse.errors import ConfigError
 from streamfuse.nodes.__main__ import USER_ERROR_EXIT
 from streamfuse.nodes.common import LAUNCHER_PID_ENV
 from streamfuse.nodes.handoff import write_config
-from streamfuse.nodes.launcher.report import NodeRecord, NodeStats, build_summary, draw, status_line
+from streamfuse.nodes.launcher.report import Console, NodeRecord, NodeStats, as_console, build_summary
 from streamfuse.nodes.ports import rig_cameras
 from streamfuse.observe.rig import RigObserver
 
@@ -52,11 +52,23 @@ UPSTREAM = {"encode": ("fuse", "capture"), "fuse": ("capture",)}  # who feeds wh
 class _Child:
     """One node process: its stdout JSON reports and its stderr, read by two threads."""
 
-    def __init__(self, name: str, argv: list[str], env: dict, on_report: Any = None) -> None:
+    def __init__(
+        self, name: str, argv: list[str], env: dict, on_report: Any = None, on_log: Any = None, own_group: bool = False
+    ) -> None:
         self.name = name
         self.argv = argv
         self.on_report = on_report  # every report line also goes here (the observer: metrics, preview)
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        self.on_log = on_log or sys.stderr.write  # the node's stderr lines (the console writes them above the status)
+        # own_group (offline): a terminal's Ctrl-C reaches only the launcher, which stops the sources and lets
+        # fusion and encoding finish every frame in flight; a SIGINT to every node at once would lose those frames.
+        self.proc = subprocess.Popen(
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            process_group=0 if own_group else None,
+        )
         self.started = time.monotonic()
         self.started_ns = time.time_ns()
         self.record = NodeRecord(name)
@@ -95,7 +107,7 @@ class _Child:
     def _pass_logs(self) -> None:
         """Pass the node's log lines through to our stderr; keep its last error line."""
         for line in self.proc.stderr:
-            sys.stderr.write(line)
+            self.on_log(line)
             text = line.strip()
             if ": error: " in text or (text and not line[0].isspace() and "Error" in text.split(":")[0]):
                 self.record.error = text
@@ -133,6 +145,7 @@ class Launcher:
         self.frames = frames
         self.duration = duration
         self.status = status
+        self.console: Console = as_console(status)  # status line and node logs, never on one line
         self.children: dict[str, _Child] = {}
         self._stop_reason: str | None = None
         self._run_dir = ""
@@ -173,15 +186,16 @@ class Launcher:
         old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         started = time.monotonic()
         try:
-            report = observer.report
-            self.children["encode"] = _Child("encode", self._argv("encode", None, epoch_ns), self._env, report)
-            self.children["fuse"] = _Child("fuse", self._argv("fuse", None, epoch_ns), self._env, report)
-            for cam in rig_cameras(self.cfg):
-                argv = self._argv("capture", cam, epoch_ns)
-                self.children[f"capture:{cam}"] = _Child(cam, argv, self._env, report)
-            self._supervise(started)
+            with self.console.logs_above():
+                self.children["encode"] = self._child("encode", self._argv("encode", None, epoch_ns))
+                self.children["fuse"] = self._child("fuse", self._argv("fuse", None, epoch_ns))
+                for cam in rig_cameras(self.cfg):
+                    self.children[f"capture:{cam}"] = self._child(cam, self._argv("capture", cam, epoch_ns))
+                try:
+                    self._supervise(started)
+                finally:
+                    self._shutdown()
         finally:
-            self._shutdown()
             for s, handler in old.items():
                 signal.signal(s, handler)
             observed.update(observer.merge_trace())
@@ -190,7 +204,12 @@ class Launcher:
             shutil.rmtree(run_dir, ignore_errors=True)
         summary = self._summary(time.monotonic() - started)
         summary["observe"] = observed
+        self.console.finish(summary)  # the last line shown is the summary's, not the last stats line
         return summary
+
+    def _child(self, name: str, argv: list[str]) -> _Child:
+        offline = self.cfg.mode == "offline"
+        return _Child(name, argv, self._env, self.observer.report, self.console.log, own_group=offline)
 
     def _captures(self) -> list[_Child]:
         return [c for n, c in self.children.items() if n.startswith("capture:")]
@@ -239,7 +258,6 @@ class Launcher:
             if now - last_draw >= 0.5:
                 self._draw(now - started)
                 last_draw = now
-        self._draw(time.monotonic() - started, final=True)
 
     def _code_of(self, child_name: str) -> int | None:
         return next((c.proc.poll() for c in self.children.values() if c.name == child_name), None)
@@ -264,8 +282,7 @@ class Launcher:
                 self.restarts[name] = self.restarts.get(name, 0) + 1
                 self._dead.setdefault(name, []).append(child)
                 self.observer.restarted(name)
-                argv = self._argv("capture", child.name, None)
-                self.children[name] = _Child(child.name, argv, self._env, self.observer.report)
+                self.children[name] = self._child(child.name, self._argv("capture", child.name, None))
                 self._restarted_ns.setdefault(name, []).append(self.children[name].started_ns)
 
     def _shutdown(self) -> None:
@@ -282,9 +299,8 @@ class Launcher:
                 child.proc.wait(KILL_S)
             child.join(timeout=2)
 
-    def _draw(self, elapsed: float, final: bool = False) -> None:
-        records = {name: child.record for name, child in self.children.items()}
-        draw(self.status, status_line(elapsed, records, self.restarts), elapsed, final)
+    def _draw(self, elapsed: float) -> None:
+        self.console.update(elapsed, {name: child.record for name, child in self.children.items()}, self.restarts)
 
     def _summary(self, wall_s: float) -> dict:
         records = {name: child.record for name, child in self.children.items()}
