@@ -48,6 +48,8 @@ class SocketDefaults:
     """Largest reconnect delay (exponential backoff)."""
     unattended_send_s: float = 30.0
     """A blocking send given no stop check gives up after this long (nothing blocks forever)."""
+    peer_gone_s: float = 10.0
+    """A blocking send gives up when the receiver disconnected this long ago and has not come back."""
 
 
 DEFAULTS = SocketDefaults()
@@ -113,7 +115,7 @@ class ZmqContext:
 
     def connect_push(self, ep: EndpointConfig, hwm: int) -> tuple[zmq.Socket, zmq.Socket]:
         """A PUSH socket connected to ``ep`` (CURVE client when keys are configured), and a monitor socket that
-        reports when the peer disconnects."""
+        reports when the peer connects (handshake done) and when it disconnects."""
         sock = self.ctx.socket(zmq.PUSH)
         self._apply_defaults(sock, hwm)
         sock.setsockopt(zmq.IMMEDIATE, 1)  # never queue frames for a peer that is not connected
@@ -126,7 +128,7 @@ class ZmqContext:
             if secret is None:
                 raise ConfigError(f"{ep.client_secret_key} holds no secret key; use the .key_secret file")
             sock.curve_publickey, sock.curve_secretkey, sock.curve_serverkey = public, secret, server_public
-        monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED)
         sock.connect(ep.url)
         return sock, monitor
 
@@ -169,9 +171,23 @@ class ZmqSender(Sender):
         self.sock, self._monitor = zctx.connect_push(ep, DEFAULTS.live_hwm if live else DEFAULTS.offline_hwm)
         self.sock.setsockopt(zmq.LINGER, DEFAULTS.linger_ms if live else DEFAULTS.offline_linger_ms)
         self.url = ep.url
+        self._gone_since: float | None = None  # when the receiver disconnected (None: connected, or not yet seen)
+
+    def _peer_events(self, timeout_ms: int = 0) -> None:
+        """Read the monitor: the receiver connected (handshake done) or went away."""
+        from zmq.utils.monitor import recv_monitor_message
+
+        while self._monitor.poll(timeout_ms):
+            event = recv_monitor_message(self._monitor)["event"]
+            if event == zmq.EVENT_DISCONNECTED:
+                self._gone_since = self._gone_since or time.monotonic()
+            elif event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                self._gone_since = None
+            timeout_ms = 0
 
     def send(self, parts: list, block: bool, stop: StopCheck | None = None) -> bool:
-        """Send; blocking sends retry until delivered or ``stop()`` turns true (see ``transport.base``)."""
+        """Send; blocking sends retry until delivered, ``stop()`` turns true, or the receiver has been gone for
+        ``peer_gone_s`` (see ``transport.base``)."""
         stop = stop if stop is not None else deadline(DEFAULTS.unattended_send_s)
         while True:
             try:
@@ -180,6 +196,10 @@ class ZmqSender(Sender):
             except zmq.Again:
                 if not block or stop():
                     return False
+                self._peer_events()
+                if self._gone_since is not None and time.monotonic() - self._gone_since > DEFAULTS.peer_gone_s:
+                    log.warning("the receiver at %s went away and has not come back; nothing reads this link", self.url)
+                    return False
 
     def wait_consumed(self, timeout_s: float, stop: StopCheck | None = None) -> bool:
         """After the end-of-stream marker: wait until the receiver closes its end, i.e. it has read everything.
@@ -187,10 +207,10 @@ class ZmqSender(Sender):
         ZeroMQ drops messages still queued on the receiving side when the sender disconnects first, so an
         offline sender stays connected until then. Returns False on timeout or stop.
         """
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and not (stop is not None and stop()):
-            if self._monitor.poll(DEFAULTS.poll_ms):
-                self._monitor.recv_multipart()
+        end = time.monotonic() + timeout_s
+        while time.monotonic() < end and not (stop is not None and stop()):
+            self._peer_events(DEFAULTS.poll_ms)
+            if self._gone_since is not None:
                 return True
         return False
 

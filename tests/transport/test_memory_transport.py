@@ -105,3 +105,30 @@ def test_zmq_link_keeps_the_same_timeouts(tmp_path: Path) -> None:
     finally:
         sender.close(abandon=True)
         zctx.close()
+
+
+def test_zmq_blocking_send_gives_up_when_the_receiver_went_away_for_good(tmp_path: Path, monkeypatch) -> None:
+    """An offline sender whose receiver closed (and never came back) ends instead of waiting for ever."""
+    import streamfuse.transport.zmq as zlinks
+
+    monkeypatch.setattr(zlinks, "DEFAULTS", zlinks.SocketDefaults(peer_gone_s=0.3))
+    zctx = ZmqContext()
+    ep = EndpointConfig(url=f"ipc://{tmp_path}/b.sock")
+    inbox = ZmqInbox(zctx, {"b": ep}, live=False, max_message_bytes=1 << 20)
+    sender = ZmqSender(zctx, ep, live=False)
+    never = lambda: False  # noqa: E731 - no stop request will come
+    try:
+        assert sender.send(msg(0), block=True, stop=deadline(5))
+        assert inbox.recv(5000) is not None
+        inbox.close()
+        assert sender.wait_consumed(5)  # the receiver closed its end: everything sent was read
+        t0 = time.monotonic()
+        sent = 0
+        while sent < 64 and sender.send(msg(sent), block=True, stop=never):
+            sent += 1
+        assert sent < 64 and time.monotonic() - t0 < 5  # gave up once the link was full and the peer gone
+        t0 = time.monotonic()
+        assert not sender.send(msg(99), block=True, stop=never) and time.monotonic() - t0 < 1  # and at once after
+    finally:
+        sender.close(abandon=True)
+        zctx.close()
