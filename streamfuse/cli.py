@@ -396,6 +396,7 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
         "both fps and their ratio",
     )
     p.add_argument("--sweep", action="store_true", help="cost versus pixels from 320x240 to 1280x720")
+    p.add_argument("--versus", metavar="ENGINE", help="also bench ENGINE in the same run and report the fps ratio")
     p.add_argument("--threads", type=int, help="OpenCV threads for the engine-only run (default: one per core)")
     p.add_argument("--backend", help="inference backend of a learned engine: onnxruntime, torch or tensorrt")
     p.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE", help="engine option (repeatable)")
@@ -426,7 +427,14 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             result.update(bench.bench_pipeline(*run, config=args.pipeline_config))
             if args.observe:
                 result.update(bench.bench_observe_overhead(*run, config=args.pipeline_config))
+    if args.versus and isinstance(result, dict):  # the ratio against another engine, measured side by side
+        other = bench.bench_engine(args.versus, args.size, args.scale, args.frames, threads=args.threads)
+        result["versus"] = {k: other[k] for k in ("engine", "fps", "cpu_fps", "p50_ms")}
+        result["fps_ratio"] = round(result["fps"] / other["fps"], 3) if other["fps"] else None
     bench.print_result(result)
+    if args.versus and isinstance(result, dict):
+        vs = result["versus"]
+        print(f"  versus        {args.versus} {vs['fps']} fps in the same run: ratio {result['fps_ratio']}")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
