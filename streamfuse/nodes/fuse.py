@@ -89,7 +89,7 @@ class _PairState:
 def sized_like(img: np.ndarray, like: np.ndarray | None, scale: float = 1.0) -> np.ndarray:
     """``img`` at the size of ``like`` (or ``scale`` times its own): an engine's output may be larger than its
     mono input (scsnet), and the grey fallback, the side-by-side and the truth score must still line up."""
-    h, w = (like.shape[:2] if like is not None else (round(img.shape[0] * scale), round(img.shape[1] * scale)))
+    h, w = like.shape[:2] if like is not None else (round(img.shape[0] * scale), round(img.shape[1] * scale))
     if img.shape[:2] == (h, w):
         return img
     shrink = h * w < img.shape[0] * img.shape[1]
