@@ -41,7 +41,7 @@ class _DeadChild:
 
     now = 0.0
 
-    def __init__(self, name: str, argv: list[str], env: dict, on_report=None) -> None:
+    def __init__(self, name: str, argv: list[str], env: dict, *hooks, **options) -> None:  # hooks: report, log
         self.name, self.argv = name, argv
         self.proc = _DeadProc()
         self.started, self.started_ns = _DeadChild.now, 0
