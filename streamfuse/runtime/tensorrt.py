@@ -4,9 +4,10 @@ It comes from the ``onnxruntime-gpu`` package (``pip install streamfuse[tensorrt
 ``onnxruntime`` wheel. Importing this module imports no GPU library. When the TensorRT EP is missing but the CUDA
 EP is there, the graph runs on the CUDA EP (logged); when neither is, one BackendUnavailable line says so.
 
-TensorRT engines are cached by ONNX Runtime under ``cache_dir/<precision>`` (ORT keys each engine by the graph,
-the GPU and the TensorRT version), so the first session builds for minutes and later ones load in seconds;
-``streamfuse build-engine`` builds them ahead of time (:func:`warm_cache`).
+TensorRT engines are cached by ONNX Runtime under ``cache_dir/ort-<version>/<precision>``: ORT names each engine by
+the graph's hash, the precision and the GPU's compute capability, and the folder adds the onnxruntime version (which
+fixes the TensorRT it was built for) so an upgrade never loads a stale engine. The first session builds for minutes,
+later ones load in seconds; ``streamfuse build-engine`` builds them ahead of time (:func:`warm_cache`).
 """
 
 from __future__ import annotations
@@ -38,6 +39,12 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "streamfuse" / "tensorrt"
 
 
+def engine_cache(cache_dir: str | Path | None, ort_version: str) -> Path:
+    """The engine cache folder for one onnxruntime version (its precisions are subfolders)."""
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    return root / f"ort-{ort_version}" if ort_version else root
+
+
 def provider_chain(
     available: Sequence[str],
     inputs: Mapping[str, Dims],
@@ -46,6 +53,7 @@ def provider_chain(
     profile: ShapeProfile | None = None,
     input_scales: Mapping[str, float | tuple[float, float]] | None = None,
     device: int = 0,
+    ort_version: str = "",
 ) -> list[tuple[str, dict[str, Any]]]:
     """The (provider, options) list for an ORT session: TensorRT EP first, CUDA EP as the fallback.
 
@@ -56,7 +64,7 @@ def provider_chain(
         raise BackendUnavailable(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     chain: list[tuple[str, dict[str, Any]]] = []
     if TRT_EP in available:
-        cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        cache = engine_cache(cache_dir, ort_version)
         options: dict[str, Any] = {
             "device_id": device,
             "trt_fp16_enable": precision == "fp16",
@@ -117,9 +125,8 @@ class TensorRTExecutor(OrtExecutor):
 
         if isinstance(profile, str):
             profile = ShapeProfile.parse(profile)
-        chain = provider_chain(
-            ort.get_available_providers(), graph_inputs(model), precision, cache_dir, profile, input_scales, device
-        )
+        available, inputs = ort.get_available_providers(), graph_inputs(model)
+        chain = provider_chain(available, inputs, precision, cache_dir, profile, input_scales, device, ort.__version__)
         if chain[0][0] != TRT_EP:
             log.warning("onnxruntime has no TensorRT execution provider; %s runs on the CUDA EP", Path(model).name)
         try:
@@ -142,8 +149,11 @@ def warm_cache(
     """Build and cache the TensorRT engines of ``graphs`` (``streamfuse build-engine``); returns the cache folder
     of each graph. One run at the profile's ``opt`` size makes ORT build the engine for the whole profile;
     ``force`` empties the precision's cache folder first."""
+    import onnxruntime as ort
+
+    folder = engine_cache(cache_dir, ort.__version__) / precision
     if force:
-        shutil.rmtree(Path(cache_dir or default_cache_dir()) / precision, ignore_errors=True)
+        shutil.rmtree(folder, ignore_errors=True)
     folders = []
     for graph in graphs:
         executor = TensorRTExecutor(graph, precision, cache_dir, profile, input_scales, device)
@@ -156,6 +166,6 @@ def warm_cache(
             dims = opt.get(inp.name) or tuple(d if isinstance(d, int) else 1 for d in inp.shape)
             feeds[inp.name] = np.zeros(dims, np.uint8 if "uint8" in inp.type else np.float32)
         executor.run(feeds)
-        folders.append(Path(cache_dir or default_cache_dir()) / precision)
+        folders.append(folder)
         log.info("%s: engine cached on %s (%s, profile %s)", Path(graph).name, executor.provider, precision, profile)
     return folders

@@ -24,11 +24,11 @@ PROFILE = ShapeProfile((320, 240), (1280, 720), (1920, 1088))
 def test_tensorrt_ep_first_with_fp16_cache_and_profiles_then_cuda(tmp_path: Path) -> None:
     inputs = {"mono": (1, 1, -1, -1), "ref": (1, 3, -1, -1), "k": (1, 4)}
     chain = provider_chain([TRT_EP, CUDA_EP, "CPUExecutionProvider"], inputs, "fp16", tmp_path, PROFILE,
-                           {"ref": 0.25}, device=1)  # fmt: skip
+                           {"ref": 0.25}, device=1, ort_version="1.32.0")  # fmt: skip
     assert [name for name, _ in chain] == [TRT_EP, CUDA_EP]
     trt = chain[0][1]
     assert trt["trt_fp16_enable"] is True and trt["device_id"] == 1
-    assert trt["trt_engine_cache_enable"] and trt["trt_engine_cache_path"] == str(tmp_path / "fp16")
+    assert trt["trt_engine_cache_enable"] and trt["trt_engine_cache_path"] == str(tmp_path / "ort-1.32.0" / "fp16")
     assert trt["trt_profile_min_shapes"] == "mono:1x1x240x320,ref:1x3x60x80"  # static inputs need no profile
     assert trt["trt_profile_opt_shapes"] == "mono:1x1x720x1280,ref:1x3x180x320"
     assert trt["trt_profile_max_shapes"] == "mono:1x1x1088x1920,ref:1x3x272x480"
