@@ -41,6 +41,7 @@ CLASSICAL: dict[str, Any] = {
     "seed_flow": False,
 }
 PAD = 16  # the graphs need H and W in multiples of this
+CHROMA_MIN = 128  # frames are aligned below full size only while the working size keeps this many pixels a side
 TEMPORAL = 0.9  # pikfix stream: weight of the previous chroma where the restored luma is unchanged
 MOTION = 60.0  # restored-luma change (0..255) over which the temporal weight falls off (chosen on training clips)
 
@@ -115,10 +116,13 @@ class PikFixEngine(Engine):
         motion: stream only: restored-luma change (0..255) over which the temporal weight falls off.
         references: a folder of colour references; streams then retrieve the most similar one at every shot
             (scene cut) with the similarity net's features, instead of using pushed references.
+        chroma_scale: the reference is aligned at this fraction of the frame size (default: 0.5 for ``pikfix``,
+            1 for ``pikfix-paper``, whose colorization net was trained at full size).
     """
 
     name = "pikfix"
     arch = "fast"
+    default_chroma_scale = 0.5
 
     def __init__(
         self,
@@ -128,6 +132,7 @@ class PikFixEngine(Engine):
         temporal: float = TEMPORAL,
         motion: float = MOTION,
         references: str | None = None,
+        chroma_scale: float | None = None,
     ) -> None:
         super().__init__()
         if not 0 <= temporal < 1:
@@ -148,6 +153,9 @@ class PikFixEngine(Engine):
         self.classic = classical_engine()
         self.references = references
         self._library: list | None = None
+        self.chroma_scale = float(self.default_chroma_scale if chroma_scale is None else chroma_scale)
+        if not 0 < self.chroma_scale <= 1:
+            raise EngineError(f"{self.name}: chroma_scale must be in (0, 1], got {chroma_scale}")
 
     # reference work
     def _prepare(self, state: ReferenceState) -> None:
@@ -181,9 +189,21 @@ class PikFixEngine(Engine):
         return np.clip(np.rint(y * 255.0), 0, 255).astype(np.uint8)
 
     def chroma(self, y: np.ndarray, state: ReferenceState) -> np.ndarray:
-        """Chroma (h×w×2 float32, 0..255 units) at the alignment's working size, for restored luma ``y``."""
+        """Chroma (h×w×2 float32, 0..255 units) at the alignment's working size, for restored luma ``y``.
+
+        Colour carries less detail than luma, so frames larger than ``CHROMA_MIN`` are aligned at
+        ``chroma_scale`` of their size (the reference fitted to it once); ``merge`` upsamples the result."""
+        y, state = self.chroma_input(y, state)
         aligned, _ = aligned_chroma(self.classic, y, state)
         return aligned[:2].transpose(1, 2, 0) * 255.0 + 128.0
+
+    def chroma_input(self, y: np.ndarray, state: ReferenceState) -> tuple[np.ndarray, ReferenceState]:
+        """Restored luma and reference at the chroma stage's size (``chroma_scale`` of the frame)."""
+        if self.chroma_scale < 1 and min(y.shape) * self.chroma_scale >= CHROMA_MIN:
+            size = (round(y.shape[1] * self.chroma_scale), round(y.shape[0] * self.chroma_scale))
+            y = cv2.resize(y, size, interpolation=cv2.INTER_AREA)
+            state = self.fit_reference(state, y.shape)
+        return y, state
 
     def _colorize(self, mono: np.ndarray, state: ReferenceState) -> np.ndarray:
         y = self.restore(mono, state)
@@ -205,7 +225,9 @@ class PikFixEngine(Engine):
 
         if self._library is None:
             self._library = load_reference_folder(self.references)
-        engine = type(self)(self.manifest_name, self.backend, self.threads, self.temporal, self.motion)
+        engine = type(self)(
+            self.manifest_name, self.backend, self.threads, self.temporal, self.motion, chroma_scale=self.chroma_scale
+        )
         return RetrievingStream(engine, self._library, ReferenceRetriever(threads=self.threads))
 
 
@@ -215,8 +237,10 @@ class PikFixPaperEngine(PikFixEngine):
 
     name = "pikfix-paper"
     arch = "paper"
+    default_chroma_scale = 1.0
 
     def chroma(self, y: np.ndarray, state: ReferenceState) -> np.ndarray:
+        y, state = self.chroma_input(y, state)
         aligned, size = aligned_chroma(self.classic, y, state)
         yw = y if (y.shape[1], y.shape[0]) == size else cv2.resize(y, size, interpolation=cv2.INTER_AREA)
         key = ("paper-ref", size)

@@ -43,6 +43,7 @@ SHOT_LEN = 20  # reference = frame 0 of the shot, scored frames = 12..19
 SCORED = (12, SHOT_LEN)
 STILL_SIDE = 512
 DECOYS = 9
+STILL_PICTURES = 3  # side-by-sides written for the first stills (and the first shot of each video)
 BASELINES = ("grey", "denoise+guided")
 DEFAULT_METHODS = ("grey", "denoise+guided", "pikfix", "pikfix-paper")
 
@@ -77,7 +78,7 @@ def still_cases() -> Iterator[OldFilmCase]:
         rng = _rng("still", name)
         degraded = damage_photo(img, rng)
         ref = reference_view(img, rng, jitter=0.0)
-        yield OldFilmCase("still", "stills", name.split(":", 1)[1], [degraded], [img], ref)
+        yield OldFilmCase("still", "stills", Path(name.split(":", 1)[1]).stem, [degraded], [img], ref)
 
 
 def clip_cases(folder: Path | None = None, shots: int = SHOTS_PER_VIDEO) -> Iterator[OldFilmCase]:
@@ -211,7 +212,9 @@ def summarize(records: list[dict]) -> list[dict]:
             vals = [r[m] for r in recs if r[m] is not None]
             row[m] = round(float(np.mean(vals)), 4) if vals else None
         rows.append(row)
-    return rows
+    engines = list(dict.fromkeys(r["engine"] for r in records))
+    kinds = ("all", "still", "clip")
+    return sorted(rows, key=lambda r: (kinds.index(r["kind"]), engines.index(r["engine"])))
 
 
 def markdown_table(summary: list[dict]) -> str:
@@ -256,8 +259,10 @@ def evaluate_oldfilm(
             outputs = run(case)
             records.append(case_record(case, name, outputs, (time.perf_counter() - t0) * 1000.0))
             firsts[name] = outputs[-1]
-        if images_dir is not None and (case.dataset not in shown or (case.kind == "still" and len(shown) < 3)):
-            shown.add(case.dataset if case.kind == "clip" else case.case)
+        key = case.dataset if case.kind == "clip" else f"still:{case.case}"
+        wanted = case.kind == "clip" or sum(k.startswith("still:") for k in shown) < STILL_PICTURES
+        if images_dir is not None and key not in shown and wanted:
+            shown.add(key)
             path = Path(images_dir) / f"oldfilm_{case.dataset}_{case.case}.png"
             write_rgb(path, side_by_side(case, firsts, frame=len(case.truth) - 1))
         print(
