@@ -152,24 +152,30 @@ def bench_pipeline(
         on = ObserveConfig(metrics_port="0", preview_port="0", trace=str(Path(tmp) / "trace.json"))
         cfg.observe = on if observe else ObserveConfig()
         observer = RigObserver(cfg)
+        cpu0 = time.process_time()
         try:
-            with _Watcher(observer, cfg.mono_cameras):
+            with _Watcher(observer, cfg.mono_cameras) as watcher:
                 summary = run_pipeline(cfg, frames, observer=observer)
         finally:
             observer.close()
+        launcher_cpu_s = time.process_time() - cpu0 - watcher.cpu_s  # the viewer's own work is not the rig's
     keys = ("e2e_fps", "latency_p50_ms", "latency_p99_ms", "frames_out", "cpu_ms_per_frame")
-    return {"pipeline_mode": mode, **{k: summary.get(k) for k in keys}}
+    out = summary.get("frames_out") or 0
+    launcher_ms = round(launcher_cpu_s * 1000 / out, 2) if out else None
+    return {"pipeline_mode": mode, **{k: summary.get(k) for k in keys}, "launcher_cpu_ms_per_frame": launcher_ms}
 
 
 class _Watcher:
     """What an operator's tools do to a rig with observability on: a preview page fetching every camera's frame
-    five times a second, and a Prometheus scrape every second (both over HTTP, in a thread)."""
+    five times a second and its counters twice a second, and a Prometheus scrape every second (over HTTP, in a
+    thread)."""
 
     def __init__(self, observer, cameras: list[str]) -> None:
         import threading
 
         self.urls = observer.urls
         self.cameras = cameras
+        self.cpu_s = 0.0  # this thread's own CPU time
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._watch, daemon=True)
 
@@ -180,6 +186,8 @@ class _Watcher:
         while not self.done.wait(0.2):
             preview = self.urls.get("preview")
             wanted = [f"{preview}frame/{cam}.jpg" for cam in self.cameras] if preview else []
+            if preview and tick % 2 == 0:
+                wanted.append(f"{preview}stats.json")
             if "metrics" in self.urls and tick % 5 == 0:
                 wanted.append(self.urls["metrics"])
             for url in wanted:
@@ -189,6 +197,7 @@ class _Watcher:
                 except OSError:
                     pass  # no frame yet (404) or a busy moment: a viewer just tries again
             tick += 1
+            self.cpu_s = time.thread_time()
 
     def __enter__(self) -> _Watcher:
         if self.urls:
@@ -214,16 +223,25 @@ def bench_observe_overhead(
     """End-to-end fps with metrics, preview and trace off and on, alternated ``rounds`` times in one run (so machine
     load hits both alike); the medians and their ratio (the target is >= 0.95)."""
     runs: dict[str, list[float]] = {"off": [], "on": []}
+    cpu: dict[str, list[float]] = {"off": [], "on": []}
     for _ in range(rounds):
         for key in ("off", "on"):
             result = bench_pipeline(engine, size, scale, frames, options, mode, observe=key == "on", config=config)
             runs[key].append(result["e2e_fps"] or 0.0)
+            nodes = sum((result["cpu_ms_per_frame"] or {}).values())
+            cpu[key].append(round(nodes + (result["launcher_cpu_ms_per_frame"] or 0.0), 2))
     off, on = (float(np.median(runs[k])) for k in ("off", "on"))
+    cpu_off, cpu_on = (float(np.median(cpu[k])) for k in ("off", "on"))
     return {
         "observe_fps_off": round(off, 2),
         "observe_fps_on": round(on, 2),
         "observe_ratio": round(on / off, 3) if off else None,
         "observe_runs": runs,
+        # CPU time of every process of the rig per output frame (nodes + launcher): what a busy machine cannot skew
+        "observe_cpu_ms_off": round(cpu_off, 2),
+        "observe_cpu_ms_on": round(cpu_on, 2),
+        "observe_cpu_ratio": round(cpu_off / cpu_on, 3) if cpu_on else None,
+        "observe_cpu_runs": cpu,
         "observe_config": str(config) if config else "synthetic rig",
     }
 
@@ -259,6 +277,10 @@ def format_result(r: dict) -> str:
                 f"  observability end-to-end {r['observe_fps_off']:.1f} fps off, {r['observe_fps_on']:.1f} fps with "
                 f"metrics, preview and trace on ({r['observe_config']}, median of {len(r['observe_runs']['on'])}): "
                 f"ratio {r['observe_ratio']}"
+            )
+            lines.append(
+                f"  observe CPU   {r['observe_cpu_ms_off']:.1f} ms per output frame off, "
+                f"{r['observe_cpu_ms_on']:.1f} ms on (all rig processes): ratio off/on {r['observe_cpu_ratio']}"
             )
         per_node = r.get("cpu_ms_per_frame") or {}
         if per_node:

@@ -392,9 +392,10 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--observe",
         action="store_true",
-        help="with --pipeline: run it with metrics, preview and trace off and on, alternated 3 times, and report "
-        "both fps and their ratio",
+        help="with --pipeline: run it with metrics, preview and trace off and on, alternated (--observe-rounds "
+        "times), and report both fps and their ratio",
     )
+    p.add_argument("--observe-rounds", type=int, default=3, metavar="N", help="off/on pairs for --observe (3)")
     p.add_argument("--sweep", action="store_true", help="cost versus pixels from 320x240 to 1280x720")
     p.add_argument("--versus", metavar="ENGINE", help="also bench ENGINE in the same run and report the fps ratio")
     p.add_argument("--threads", type=int, help="OpenCV threads for the engine-only run (default: one per core)")
@@ -426,7 +427,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             run = (args.engine, args.size, args.scale, args.frames, options, args.pipeline_mode)
             result.update(bench.bench_pipeline(*run, config=args.pipeline_config))
             if args.observe:
-                result.update(bench.bench_observe_overhead(*run, config=args.pipeline_config))
+                rounds = max(1, args.observe_rounds)
+                result.update(bench.bench_observe_overhead(*run, config=args.pipeline_config, rounds=rounds))
     if args.versus and isinstance(result, dict):  # the ratio against another engine, measured side by side
         other = bench.bench_engine(args.versus, args.size, args.scale, args.frames, threads=args.threads)
         result["versus"] = {k: other[k] for k in ("engine", "fps", "cpu_fps", "p50_ms")}
