@@ -112,9 +112,15 @@ class Regularizer3d(nn.Module):
         return self.head(y)[:, 0]  # (B, D, h, w)
 
 
-def _normalize(y: torch.Tensor) -> torch.Tensor:
+def luma_stats(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-image mean and std (B,1,1,1 each) of a luma batch (B,1,H,W): what ResNet1's inputs are normalized by."""
     mean = y.mean(dim=(2, 3), keepdim=True)
     std = ((y - mean) ** 2).mean(dim=(2, 3), keepdim=True).add(1e-4).sqrt()
+    return mean, std
+
+
+def _normalize(y: torch.Tensor, stats: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    mean, std = luma_stats(y) if stats is None else stats
     return (y - mean) / std
 
 
@@ -191,16 +197,25 @@ class DualLensNet(nn.Module):
         m = 2**self.levels
         return range(lo, lo + math.ceil(count / m) * m)
 
-    def features(self, y: torch.Tensor) -> torch.Tensor:
-        """ResNet1 features at 1/stride (average-pooled first when stride > 2)."""
-        y = _normalize(y)
+    def features(self, y: torch.Tensor, stats: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """ResNet1 features at 1/stride (average-pooled first when stride > 2); ``stats``: normalize by these
+        (mean, std) instead of the image's own, so a tile of a frame is normalized as the whole frame is."""
+        y = _normalize(y, stats)
         if self.stride > 2:
             y = F.avg_pool2d(y, self.stride // 2)
         return self.resnet1(y)
 
-    def weight_logits(self, y: torch.Tensor, ref_y: torch.Tensor) -> torch.Tensor:
-        """Logits of the weight volume at 1/stride: (B, D, H/stride, W/stride)."""
-        f_mono, f_ref = self.features(y), self.features(ref_y)
+    def weight_logits(self, y: torch.Tensor, ref_y: torch.Tensor, stats: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits of the weight volume at 1/stride: (B, D, H/stride, W/stride).
+
+        ``stats`` (B,4): mono mean, mono std, reference mean, reference std of the whole frame (tiled inference).
+        """
+        if stats is None:
+            f_mono, f_ref = self.features(y), self.features(ref_y)
+        else:
+            st = stats.view(-1, 4, 1, 1)
+            f_mono = self.features(y, (st[:, 0:1], st[:, 1:2]))
+            f_ref = self.features(ref_y, (st[:, 2:3], st[:, 3:4]))
         cands = self.candidates()
         f_mono = f_mono.unsqueeze(2).expand(-1, -1, len(cands), -1, -1)
         f_ref = shift_stack(f_ref, cands)
@@ -208,14 +223,17 @@ class DualLensNet(nn.Module):
         volume = torch.cat(parts, 1)
         return self.regularizer(self.attention(volume))
 
-    def forward(self, y: torch.Tensor, ref: torch.Tensor, cand: torch.Tensor | None = None) -> torch.Tensor:
-        return self.colorize(y, ref, cand)[0]
+    def forward(
+        self, y: torch.Tensor, ref: torch.Tensor, cand: torch.Tensor | None = None, stats: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        return self.colorize(y, ref, cand, stats)[0]
 
     def colorize(
-        self, y: torch.Tensor, ref: torch.Tensor, cand: torch.Tensor | None = None
+        self, y: torch.Tensor, ref: torch.Tensor, cand: torch.Tensor | None = None, stats: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(final CbCr, rough CbCr C′); training supervises both. ``cand``: the classical candidate CbCr."""
-        logits = self.weight_logits(y, ref[:, :1])
+        """(final CbCr, rough CbCr C′); training supervises both. ``cand``: the classical candidate CbCr;
+        ``stats``: whole-frame luma statistics (see :meth:`weight_logits`)."""
+        logits = self.weight_logits(y, ref[:, :1], stats)
         cands, s = self.candidates(), self.stride
         # W at full resolution: softmax over candidates, bilinear in x and y; linear interpolation between
         # candidates s pixels apart equals a hat filter on the reference chroma, so only D shifts are needed.

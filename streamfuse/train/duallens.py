@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from streamfuse.color import rgb_to_ycbcr
-from streamfuse.data.stereo import sample_pair, stereo_stills
+from streamfuse.data.stereo import sample_pair, sample_video_pair, stereo_stills, video_pairs
 from streamfuse.engines.assets import EngineManifest
 from streamfuse.engines.duallens import guided_candidate, network_inputs
 from streamfuse.engines.guided import GuidedEngine
@@ -46,6 +46,12 @@ class DualLensConfig(TrainConfig):
     val_batches: int = 4
     """Validation batches of 4 pairs, rendered once from the held-aside stills."""
     val_seed: int = 1234
+    tilt_share: float = 0.0
+    """Share of synthetic pairs whose baseline is up to ``streamfuse.data.stereo.TILT_DEG`` degrees off the rows."""
+    video_data: str = ""
+    """A real-clips dataset (``streamfuse clips --out data/real-clips``): pairs cut where the camera translates."""
+    video_share: float = 0.0
+    """Share of training pairs taken from ``video_data`` (0 = synthetic only)."""
 
 
 def chroma_psnr(pred: torch.Tensor, gt: torch.Tensor, border: int = 8) -> float:
@@ -54,28 +60,91 @@ def chroma_psnr(pred: torch.Tensor, gt: torch.Tensor, border: int = 8) -> float:
     return float(10 * torch.log10(255.0**2 / d.pow(2).mean().clamp_min(1e-6)))
 
 
+RANGE_GRAPHS = (24, 56, 104)
+"""Extra graphs' largest disparity (the config's ``max_disp`` is the ``model`` graph): the same weights with
+fewer candidates, so a pair whose estimated disparity range is small runs a cheaper volume."""
+
+
+class GraphSignature(nn.Module):
+    """The exported signature: ``y, ref[, cand], stats -> cbcr`` (stats: whole-frame luma mean/std, for tiles)."""
+
+    def __init__(self, net: nn.Module, candidate: bool) -> None:
+        super().__init__()
+        self.net, self.candidate = net, candidate
+
+    def forward(self, y: torch.Tensor, ref: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
+        return self.net(y, ref, rest[0] if self.candidate else None, rest[-1])
+
+
+def range_role(max_disp: int, arch: dict[str, Any]) -> str:
+    """The manifest role of the graph that searches up to ``max_disp`` (``model`` for the config's own range)."""
+    return "model" if int(max_disp) == int(arch["max_disp"]) else f"model-d{int(max_disp)}"
+
+
 def duallens_graphs(net: nn.Module, arch: dict[str, Any], file: str = "duallens.onnx") -> list[Graph]:
-    """The one graph a dual-lens engine folder ships: y, ref [, cand] -> cbcr, all in [0, 1]."""
+    """The graphs a dual-lens engine folder ships: one per search range (:data:`RANGE_GRAPHS` below the config's
+    ``max_disp``, and the config's own), all ``y, ref[, cand], stats -> cbcr`` in [0, 1], sharing the weights."""
     m = pad_multiple(arch)
     g = torch.Generator().manual_seed(0)
+    candidate = bool(arch.get("candidate"))
 
     def inputs(h: int, w: int) -> dict[str, torch.Tensor]:
         out = {"y": torch.rand(1, 1, h, w, generator=g), "ref": torch.rand(1, 3, h, w, generator=g)}
-        if arch.get("candidate"):
+        if candidate:
             out["cand"] = torch.rand(1, 2, h, w, generator=g)
+        out["stats"] = torch.tensor([[0.45, 0.22, 0.5, 0.25]]) + 0.05 * torch.rand(1, 4, generator=g)
         return out
 
-    return [
-        Graph(
-            "model",
-            file,
-            net,
-            inputs(64, 96),
-            ["cbcr"],
-            quantize=levels(255.0),
-            parity_inputs=[inputs(2 * m, 3 * m), inputs(3 * m, 2 * m)],
+    stem = file.removesuffix(".onnx")
+    graphs = []
+    for d in [r for r in RANGE_GRAPHS if r < int(arch["max_disp"])] + [int(arch["max_disp"])]:
+        sub = build_model({**arch, "max_disp": d})
+        sub.load_state_dict(net.state_dict())
+        role = range_role(d, arch)
+        graphs.append(
+            Graph(
+                role,
+                file if role == "model" else f"{stem}-d{d}.onnx",
+                GraphSignature(sub.eval(), candidate),
+                inputs(64, 96),
+                ["cbcr"],
+                quantize=levels(255.0),
+                parity_inputs=[inputs(2 * m, 3 * m), inputs(3 * m, 2 * m)],
+                dynamic_axes={k: {2: f"h{i}", 3: f"w{i}"} for i, k in enumerate(["y", "ref", "cand", "cbcr"])},
+            )
         )
-    ]
+    return graphs
+
+
+def reexport(folder: str | Path, out_dir: str | Path | None = None) -> EngineManifest:
+    """Export an engine folder's ``weights.pt`` again with today's graphs (new signature or ranges), keeping its
+    manifest's training record, e.g. ``reexport("engines/duallens")``.
+    """
+    import dataclasses
+    import json
+
+    folder = Path(folder)
+    raw = json.loads((folder / "manifest.json").read_text())
+    ckpt = torch.load(folder / "weights.pt", map_location="cpu", weights_only=False)
+    arch = dict(ckpt["arch"])
+    net = build_model(arch)
+    net.load_state_dict(ckpt["model"])
+    names = {f.name for f in dataclasses.fields(RunRecord)}
+    run = RunRecord(**{k: v for k, v in raw.items() if k in names})
+    model_file = raw["graphs"]["model"]
+    notes = {**raw.get("notes", {}), "reexported": "graphs with stats input and per-range graphs (same weights)"}
+    return export_engine(
+        out_dir or folder,
+        engine="duallens",
+        model=net,
+        arch=arch,
+        graphs=duallens_graphs(net.eval(), arch, model_file),
+        pad_multiple=pad_multiple(arch),
+        run=run,
+        classical_stage=raw.get("classical_stage"),
+        options=raw.get("options"),
+        notes=notes,
+    )
 
 
 @register_trainer("duallens")
@@ -90,6 +159,7 @@ class DualLensTrainer(Trainer):
         self._cfg: DualLensConfig | None = None
         self._guided: GuidedEngine | None = None
         self._stills: tuple | None = None
+        self._video: tuple[list, list[str]] = ([], [])
 
     def _arch(self, cfg: DualLensConfig) -> dict[str, Any]:
         if cfg.model not in CONFIGS:
@@ -103,13 +173,19 @@ class DualLensTrainer(Trainer):
         # Training renders at most train_disp; the graph is exported with the config's larger search range.
         return build_model({**arch, "max_disp": int(cfg.train_disp) + 8})
 
-    def _render(self, stills: list[np.ndarray], rng: np.random.Generator, n: int) -> tuple[torch.Tensor, ...]:
+    def _render(
+        self, stills: list[np.ndarray], rng: np.random.Generator, n: int, video: bool = False
+    ) -> tuple[torch.Tensor, ...]:
         cfg = self._cfg
+        pairs = self._video[0] if video else []
         w, h = parse_size(cfg.size, "192x128")
         multiple = pad_multiple(self._arch(cfg))
         ys, refs, gts, cands = [], [], [], []
         for _ in range(n):
-            pair = sample_pair(stills, rng, w, h, cfg.train_disp)
+            if pairs and rng.random() < cfg.video_share:
+                pair = sample_video_pair(pairs, rng, w, h)
+            else:
+                pair = sample_pair(stills, rng, w, h, cfg.train_disp, tilt_share=cfg.tilt_share)
             cand = guided_candidate(self._guided, pair.mono, pair.ref) if self._guided is not None else None
             inp = network_inputs(pair.mono, rgb_to_ycbcr(pair.ref), multiple, cand)
             ys.append(inp["y"][0])
@@ -126,12 +202,14 @@ class DualLensTrainer(Trainer):
             self._stills = stereo_stills()
         train, val, _ = self._stills
         if split == "train":
+            if cfg.video_data and cfg.video_share > 0 and not self._video[0]:
+                self._video = video_pairs(cfg.video_data, per_file=8)
             return train
         rng = np.random.default_rng(cfg.val_seed)
         return [self._render(val, rng, 4) for _ in range(cfg.val_batches)]
 
     def batch(self, data: list[np.ndarray], cfg: DualLensConfig, rng: np.random.Generator) -> tuple:
-        return self._render(data, rng, cfg.batch)
+        return self._render(data, rng, cfg.batch, video=True)
 
     def loss(self, model: nn.Module, batch: tuple) -> torch.Tensor:
         y, ref, gt, c = batch
@@ -153,7 +231,11 @@ class DualLensTrainer(Trainer):
 
         if self._stills is None:
             self._stills = stereo_stills()
-        return asdict(self._stills[2])
+        out = asdict(self._stills[2])
+        if self._video[1]:
+            out["sources"] = [*out["sources"], *self._video[1]]
+            out["options"] = {**out["options"], "video_data": cfg.video_data, "video_pairs": len(self._video[0])}
+        return out
 
     def export(self, model: nn.Module, out_dir: Path, run: RunRecord) -> EngineManifest:
         arch = self._arch(self._cfg)

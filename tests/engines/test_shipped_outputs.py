@@ -32,9 +32,9 @@ SHIPPED_OUTPUT_SHA256 = {
     ("ccdc", 4): "a0b90ba9c39c69003e906b412634715a0511759bd3ecbe27af07d04feee0fc30",
     ("ccdc", 8): "de631ed0a95310e21ea169922293024c9efe42c73bbeeef0673493a561f1a6ff",
     ("ccdc-paper", 4): "77d55dbfafed585501a94fdae8b0ec1638d8d0033f09684e8bf5df380fdcf80a",
-    ("duallens", 1): "ed1968f1047cfdb20eb735692b942fd42007f5fcda7ea63f046ad83ffbb79eae",
-    ("duallens", 4): "84751225632fc3d64099beb7914f793318755968c3ba03447f17eb9cbdacf766",
-    ("duallens-paper", 1): "8191dd62e6667a2ac1a139e7020e99a58032176b971391ac135f738e79a0d59f",
+    ("duallens", 1): "d6b30c665fa2ce65d70fcc1bfd11f7373c98e683c7819da2a1e09da9dffdc8d0",
+    ("duallens", 4): "66d08876239bf983b184cab26e25af5eb14b19917d7d64aefa626ff31a523f46",
+    ("duallens-paper", 1): "39f044fb2ad100e0ee089dafd5acc526c161685d9d8797a0373a862b670065f1",
 }
 
 
