@@ -336,6 +336,13 @@ class CCDCPaper(nn.Module):
 
 CONFIGS: dict[str, dict[str, Any]] = {
     "ccdc-temporal": {"arch": "temporal", "widths": [16, 24, 32], "depth": 1, "residual_scale": 0.1, "full_width": 8},
+    "ccdc-temporal-small": {
+        "arch": "temporal",
+        "widths": [8, 12, 16],
+        "depth": 1,
+        "residual_scale": 0.05,
+        "full_width": 8,
+    },
     "ccdc-temporal-tiny": {"arch": "temporal", "widths": [4, 4, 4], "depth": 1, "residual_scale": 0.1, "full_width": 4},
     "ccdc": {"arch": "fast", "widths": [24, 32, 48, 64], "depth": 1, "residual_scale": 0.25, "refine": True},
     "ccdc-gated": {
