@@ -21,6 +21,8 @@ from streamfuse.wire import Limits, encode_eos
 
 OFFLINE_DRAIN_S = 24 * 3600.0  # offline: how long a finished sender waits for a slow receiver to read everything
 LIVE_DRAIN_S = 2.0  # live: how long a finished sender tries to deliver its end marker
+STOPPED_EOS_S = 3.0  # offline, stopped (Ctrl-C): how long a sender still tries to queue its end marker
+STOPPED_DRAIN_S = 25.0  # offline, stopped: how long it then stays connected while the receiver reads what it sent
 
 
 def wire_limits(cfg: RigConfig) -> Limits:
@@ -38,10 +40,18 @@ def finish_streams(sender: Sender, streams: list[tuple[int, int]], live: bool, s
 
     Offline this waits as long as the receiver works (or until a stop request); live it gives up after a moment.
     """
-    limit = deadline(LIVE_DRAIN_S) if live else stop
+    if live:
+        limit, drain_s, drain_stop = deadline(LIVE_DRAIN_S), LIVE_DRAIN_S, stop
+    elif stop():
+        # Stopped offline (Ctrl-C): the frames already sent are still fused and recorded, so the end marker gets a
+        # short, bounded chance behind them instead of none (the receiver would wait for more frames until the
+        # launcher's drain limit). A receiver that is gone is noticed by the send and the wait.
+        limit, drain_s, drain_stop = deadline(STOPPED_EOS_S), STOPPED_DRAIN_S, None
+    else:
+        limit, drain_s, drain_stop = stop, OFFLINE_DRAIN_S, stop
     delivered = all(sender.send(list(encode_eos(stream, seq)), block=True, stop=limit) for stream, seq in streams)
     if delivered:
-        sender.wait_consumed(LIVE_DRAIN_S if live else OFFLINE_DRAIN_S, stop)
+        sender.wait_consumed(drain_s, drain_stop)
 
 
 class StopFlag:
