@@ -133,7 +133,9 @@ def read_video_rgb(
         if not container.streams.video:
             raise SourceError(f"{p} has no video stream")
         stream = container.streams.video[0]
-        stream.thread_type = "SLICE"  # frame threads would report an error several packets late
+        # One decoding thread: frame threads report an error packets late, and slice threads conceal a damaged
+        # slice instead of failing on it (measured: 2000 flipped bytes in an H.264 MP4 decoded "cleanly").
+        stream.thread_type = "NONE"
         stream.codec_context.options = {"err_detect": "explode"}
         tb = Fraction(stream.time_base) if stream.time_base else None
         fps = float(stream.average_rate or 30)
