@@ -116,6 +116,22 @@ def baseline_from_calibration(path: str | Path, colour_side: str = "right") -> t
     return float(b[0] / norm), float(b[1] / norm)
 
 
+def rig_engine_options(cfg) -> dict:
+    """A rig's engine options, plus ``baseline`` from its calibration for a dual-lens engine: the fusion node's
+    hook, so a calibrated rig searches along its true (rectified) baseline whatever its direction.
+
+    Added only when the options name no ``baseline``, the rig has exactly one colour camera with a calibration,
+    and the engine is a dual-lens one; ``calibration_side`` of the colour camera says which side it is.
+    """
+    options = dict(cfg.engine.options)
+    if not str(cfg.engine.name).startswith("duallens") or "baseline" in options:
+        return options
+    colour = [c for c in cfg.cameras.values() if c.role == "color"]
+    if len(colour) == 1 and colour[0].calibration:
+        options["baseline"] = list(baseline_from_calibration(colour[0].calibration, colour[0].calibration_side))
+    return options
+
+
 # --- orientation: turn a pair so its disparity runs along the rows --------------------------------------------
 
 
@@ -266,6 +282,8 @@ class DualLensEngine(Engine):
         geometry: ``auto`` (estimate direction, orthogonal residual and range per pair) or ``rectified``.
         baseline: [bx, by], the colour camera's position relative to the mono camera (fixes the direction).
         overlap: rows of context above and below each strip (rounded up to the pad multiple).
+        work_scale: the network runs at this fraction of the mono size (the chroma is then upsampled with the
+            mono luma as guide): 0.5 costs a quarter.
     """
 
     name = "duallens"
@@ -283,8 +301,12 @@ class DualLensEngine(Engine):
         geometry: str = "auto",
         baseline: list[float] | tuple[float, float] | None = None,
         overlap: int = 32,
+        work_scale: float = 1.0,
     ) -> None:
         super().__init__()
+        if not 0 < work_scale <= 1:
+            raise EngineError(f"{self.name}: work_scale is a fraction of the mono size in (0, 1], not {work_scale}")
+        self.work_scale = float(work_scale)
         if reference_side not in ("right", "left"):
             raise EngineError(f"{self.name}: reference_side must be 'right' or 'left', got {reference_side!r}")
         if geometry not in ("auto", "rectified"):
@@ -338,7 +360,7 @@ class DualLensEngine(Engine):
     def downscale_factor(self, width: int, height: int, span: float | None = None) -> float:
         """Downscale factor of the working size: 1 unless the disparity range exceeds the largest graph's."""
         span = float(self.max_disp or self.graph_disp) if span is None else span
-        return max(1.0, span / self.largest_disp)
+        return max(1.0, 1.0 / self.work_scale, span / self.largest_disp)
 
     def graph_for(self, span: float) -> int:
         """The largest disparity of the cheapest graph that covers ``span`` px."""

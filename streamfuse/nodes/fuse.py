@@ -19,6 +19,7 @@ import numpy as np
 from streamfuse.color import gray_to_rgb
 from streamfuse.config.schema import RigConfig, SyncConfig
 from streamfuse.engines import Engine, EngineError, EngineStream, load_engine
+from streamfuse.engines.duallens import rig_engine_options
 from streamfuse.metrics import psnr_cbcr
 from streamfuse.nodes import loop
 from streamfuse.nodes.common import Reporter, StopFlag, finish_streams, max_message_bytes, wire_limits
@@ -435,7 +436,7 @@ def run_fuse_node(cfg: RigConfig, run_dir: str | Path, report: bool = True) -> d
     from streamfuse.runtime.factory import gpu_options
 
     with gpu_options(precision=cfg.engine.precision):  # the rig's GPU precision reaches the engine's executors
-        engine = load_engine(cfg.engine.name, **cfg.engine.options)
+        engine = load_engine(cfg.engine.name, **rig_engine_options(cfg))  # + a calibrated rig's baseline
     cv2.setNumThreads(max(1, cv2.getNumberOfCPUs() - 1))
     zctx = ZmqContext()
     links = {

@@ -160,6 +160,20 @@ def test_baseline_from_a_calibration_fixes_the_direction(tmp_path: Path) -> None
         baseline_from_calibration(bad)
 
 
+def test_a_calibrated_rig_hands_the_engine_its_baseline() -> None:
+    from dataclasses import replace
+
+    from streamfuse.config import load_config
+    from streamfuse.engines.duallens import rig_engine_options
+
+    cfg = load_config(ROOT / "configs" / "demo-stereo.yaml")
+    assert rig_engine_options(cfg)["baseline"] == pytest.approx([1.0, 0.0])
+    fixed = replace(cfg, engine=replace(cfg.engine, options={"baseline": [0, 1]}))
+    assert rig_engine_options(fixed) == {"baseline": [0, 1]}
+    other = replace(cfg, engine=replace(cfg.engine, name="guided", options={}))
+    assert rig_engine_options(other) == {}
+
+
 def test_stream_reuses_the_previous_geometry_and_lowers_temporal_error() -> None:
     from conftest import textured_scene
 
