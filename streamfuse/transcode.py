@@ -191,9 +191,13 @@ def format_summary(s: dict[str, Any]) -> str:
     """The summary as a few aligned lines a person reads at a glance."""
     refs = s["references"]
     fresh = refs.get("fresh", 0) + refs.get("reused", 0)
+    total = f" (the mono file has {s['frames_total']})" if s["frames_total"] not in (None, s["frames_in"]) else ""
+    if s["status"] == "failed" and s["failed_nodes"]:
+        head = f"transcode failed: {s['frames_out']} frames written before the error{total}"
+    else:
+        head = f"transcode {s['status']}: {s['frames_out']} of {s['frames_in']} frames written{total}"
     lines = [
-        f"transcode {s['status']}: {s['frames_out']} of {s['frames_in']} frames written"
-        + (f" (the mono file has {s['frames_total']})" if s["frames_total"] not in (None, s["frames_in"]) else ""),
+        head,
         f"  output       {s['output'] or 'none written'}",
         f"  engine       {s['engine']}  {s['fps'] or 0:.1f} fps  {s['wall_s']:.1f} s",
         f"  references   {refs.get('references_prepared', 0)} colour frames used; {fresh} frames with a current "

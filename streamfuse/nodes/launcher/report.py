@@ -278,6 +278,10 @@ def build_summary(
     lost = lost_runs.get(f"capture:{cfg.mono_camera}", [])
     frames_in = mono.get("sent", 0) + sum(n.stats.frames for n in lost)
     frames_out = (enc.get("frames") or [0])[0]
+    mono_node = nodes.get(f"capture:{cfg.mono_camera}")
+    estimated = bool(mono_node and mono_node.summary is None)
+    if estimated:  # a capture that failed left no summary: its last stats line, and at least what was recorded
+        frames_in += max(mono_node.stats.frames, frames_out)
     return {
         "config": cfg.source_file,
         "engine": cfg.engine.name,
@@ -285,6 +289,7 @@ def build_summary(
         "stopped_by": stopped_by or "end of input",
         "wall_s": round(wall_s, 2),
         "frames_in": frames_in,
+        "frames_in_estimated": estimated,
         "frames_out": frames_out,
         "e2e_fps": enc.get("fps"),
         "fuse_fps": fuse.get("fps"),
@@ -349,7 +354,7 @@ def format_summary(s: dict) -> str:
     rejected = sum(s["rejected"].values())
     drops = s["capture_dropped"] + s["fuse_stale_dropped"] + s["fuse_output_dropped"]
     rows = [
-        ("frames", f"{s['frames_in']} in, {s['frames_out']} out"),
+        ("frames", f"{'about ' if s.get('frames_in_estimated') else ''}{s['frames_in']} in, {s['frames_out']} out"),
         (
             "drops",
             f"{drops} (capture {s['capture_dropped']}, stale mono {s['fuse_stale_dropped']}, "
