@@ -358,9 +358,14 @@ class DualLensEngine(Engine):
         return max(self.executors)
 
     def downscale_factor(self, width: int, height: int, span: float | None = None) -> float:
-        """Downscale factor of the working size: 1 unless the disparity range exceeds the largest graph's."""
+        """Downscale factor of the working size: 1 unless the disparity range exceeds the largest graph's, or
+        even the thinnest strip (one pad multiple plus its overlap) of the graph it needs exceeds ``memory_gb``."""
         span = float(self.max_disp or self.graph_disp) if span is None else span
-        return max(1.0, 1.0 / self.work_scale, span / self.largest_disp)
+        f = max(1.0, 1.0 / self.work_scale, span / self.largest_disp)
+        thinnest = self.multiple + 2 * self.overlap
+        while f < 64 and estimate_memory_gb(self.arch, width / f, thinnest, self.graph_for(span / f)) > self.memory_gb:
+            f *= 1.25
+        return f
 
     def graph_for(self, span: float) -> int:
         """The largest disparity of the cheapest graph that covers ``span`` px."""

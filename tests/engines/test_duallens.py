@@ -98,6 +98,14 @@ def test_a_small_memory_budget_runs_the_volume_in_strips_with_the_same_output() 
     assert d.max() <= 2 and d.mean() < 0.05
 
 
+def test_a_range_whose_thinnest_strip_exceeds_the_budget_runs_at_a_reduced_size() -> None:
+    eng = load_engine("duallens-paper", threads=1)  # default budget 5 GB
+    assert eng.downscale_factor(1280, 720, 20.0) == 1.0  # a small range fits in strips at full size
+    f = eng.downscale_factor(1280, 720, 200.0)
+    thinnest = eng.multiple + 2 * eng.overlap
+    assert f > 1 and estimate_memory_gb(eng.arch, 1280 / f, thinnest, eng.graph_for(200 / f)) <= eng.memory_gb
+
+
 def test_per_pair_range_picks_a_cheaper_graph_that_covers_the_disparity(engine) -> None:
     left, right = stereo_scene(w=256, h=96, disp=40)
     engine.colorize(luma(left), right)
