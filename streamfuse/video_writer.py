@@ -8,6 +8,7 @@ are copied packet for packet, interleaved with the video as it is written.
 from __future__ import annotations
 
 import logging
+import math
 from fractions import Fraction
 from pathlib import Path
 
@@ -63,6 +64,9 @@ class VideoWriter:
             # The moov waits for the first fragment, so it can carry the start offset (an edit list); with an
             # empty moov the muxer rebases the file to 0.
             options = {**options, "movflags": options["movflags"] + "+delay_moov"}
+            # The edit lists that carry the start offsets count in the movie timescale (1/1000 s by default):
+            # count in a clock every source stream's time base divides, so a start such as 125/2997 s stays exact.
+            options["movie_timescale"] = str(self._movie_timescale())
         self._container = av.open(str(self.path), mode="w", options=options)
         codec = pick_encoder(self.cfg.codec)  # NVENC falls back to libx264, with a log line, when it cannot open
         rate = Fraction(self.fps_hint).limit_denominator(1001)
@@ -84,6 +88,14 @@ class VideoWriter:
         if self.source is not None and self.source.audio:
             self._open_audio()
         log.info("recording %s (%dx%d, %s, crf %d)", self.path, width, height, codec, self.cfg.crf)
+
+    def _movie_timescale(self) -> int:
+        """The least common multiple of 1000 and the source's video and audio time base denominators (MP4 only)."""
+        with av.open(str(self.source.path)) as container:
+            dens = [self.source.time_base.denominator, 1000]
+            dens += [Fraction(s.time_base).denominator for s in container.streams.audio if s.time_base]
+        scale = math.lcm(*dens)
+        return scale if scale < 2**31 else 1000
 
     def _open_audio(self) -> None:
         """Add one output stream per audio stream of the source, copied without re-encoding."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections import Counter
 from collections.abc import Iterator
@@ -96,7 +97,7 @@ def probe_video(path: str | Path) -> VideoInfo:
             time_base=Fraction(stream.time_base) if stream.time_base else Fraction(1, 90_000),
             rate=Fraction(stream.average_rate) if stream.average_rate else None,
             frames=int(stream.frames or 0),
-            first_pts=first.pts,
+            first_pts=first.dts if pts_in_decode_order(p) else first.pts,
             audio=len(container.streams.audio),
             first=first.to_ndarray(format="rgb24"),
         )
@@ -112,6 +113,30 @@ def pts_to_ns(pts: int, time_base: Fraction) -> int:
 def ns_to_pts(ts_ns: int, time_base: Fraction) -> int:
     """Integer nanoseconds back to a pts in ``time_base``; inverts :func:`pts_to_ns` exactly."""
     return round(Fraction(ts_ns, NS) / time_base)
+
+
+REORDER_PROBE_FRAMES = 32  # frames decoded up front to tell presentation timestamps from decode-order ones
+
+
+def pts_in_decode_order(path: str | Path) -> bool:
+    """True when the file's frame pts come in decode order (AVI with packed B-frames: 1, 2, 3, 5, 4, ...).
+
+    Such a file has no presentation timestamps; its frames are shown in output order at the packets' dts, so those
+    are its timing (FFmpeg's best-effort timestamp does the same).
+    """
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        last = None
+        try:
+            for frame in itertools.islice(container.decode(stream), REORDER_PROBE_FRAMES):
+                if frame.pts is None:
+                    continue
+                if last is not None and frame.pts <= last:
+                    return frame.dts is not None
+                last = frame.pts
+        except av.error.FFmpegError:
+            return False  # damage is reported by the strict reader
+    return False
 
 
 def read_video_rgb(
@@ -138,6 +163,7 @@ def read_video_rgb(
         stream.thread_type = "NONE"
         stream.codec_context.options = {"err_detect": "explode"}
         tb = Fraction(stream.time_base) if stream.time_base else None
+        decode_order = pts_in_decode_order(p)
         fps = float(stream.average_rate or 30)
         count = 0  # frames yielded
         bad = 0  # frames lost to damage (skipped)
@@ -174,10 +200,9 @@ def read_video_rgb(
                 damaged(f"decode error ({exc})")
                 continue
             for frame in frames:
-                if frame.pts is not None and tb is not None:
-                    ts = pts_to_ns(frame.pts, tb)
-                else:
-                    ts = int(count * 1e9 / fps)
+                stamp = frame.dts if decode_order else frame.pts
+                known = stamp is not None and tb is not None
+                ts = pts_to_ns(stamp, tb) if known else int(count * 1e9 / fps)
                 count += 1
                 yield ts, frame.to_ndarray(format="rgb24")
         if count == 0 and bad == 0:
