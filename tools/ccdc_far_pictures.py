@@ -1,8 +1,8 @@
 """Side-by-side pictures of the hardest far frames of the stream protocol: truth | guided | ccdc | both error maps.
 
 Usage: python tools/ccdc_far_pictures.py STREAM.json OUT_DIR [N]
-STREAM.json is ``streamfuse eval --protocol stream --engines guided,...,ccdc --json STREAM.json``; the N clips
-(default 3) with the lowest ``guided`` far chroma PSNR at x4 K6 are re-run and their last far frame drawn.
+STREAM.json is ``streamfuse eval --protocol stream --engines guided,...,ccdc --json STREAM.json``; per dataset, the
+N clips (default 1) with the lowest ``guided`` far chroma PSNR at x4 K6 are re-run and their last far frame drawn.
 """
 
 from __future__ import annotations
@@ -29,10 +29,15 @@ def _label(img: np.ndarray, text: str) -> np.ndarray:
     return img
 
 
-def main(stream_json: str, out_dir: str, n: int = 3, scale: int = 4, period: int = 6) -> None:
+def main(stream_json: str, out_dir: str, n: int = 1, scale: int = 4, period: int = 6) -> None:
     records = json.loads(Path(stream_json).read_text())["records"]
     rows = [r for r in records if r["engine"] == "guided" and r["scale"] == scale and r["target"] == f"K{period}"]
-    hardest = sorted(rows, key=lambda r: r["psnr_cbcr_far"])[:n]
+    datasets = sorted({r["dataset"] for r in rows})
+    hardest = [
+        r
+        for d in datasets
+        for r in sorted((r for r in rows if r["dataset"] == d), key=lambda r: r["psnr_cbcr_far"])[:n]
+    ]
     engines = {"guided": load_engine("guided"), "ccdc": load_engine("ccdc", threads=1)}
     out = Path(out_dir)
     for r in hardest:
