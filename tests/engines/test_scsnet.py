@@ -112,3 +112,17 @@ def test_export_parity_is_recorded(model: Path) -> None:
 def test_relative_coordinates_span_minus_one_to_one() -> None:
     z = relative_coords(10, 4)  # scale 2.5
     assert z.min() >= -1.0 and z.max() < 1.0 and len(np.unique(np.round(z, 6))) > 2
+
+
+@pytest.mark.parametrize("name", ["scsnet", "scsnet-paper"])
+def test_shipped_weights_load_and_name_their_data(name: str) -> None:
+    from streamfuse.engines.assets import engines_dir, load_engine_manifest
+
+    if not (engines_dir() / name / "manifest.json").is_file():
+        pytest.skip(f"no shipped {name} weights")
+    manifest, _ = load_engine_manifest(name, "scsnet")  # verifies every file's sha256
+    assert manifest.data["stills"] and manifest.data["videos"] and manifest.command
+    assert not set(manifest.data["held_aside_for_scsr"]) & {s.split(":")[-1] for s in manifest.data["stills"]}
+    mono, truth = _pair(scale=3.3)
+    eng = load_engine(name, scale=3.3)
+    assert eng.colorize(mono, eng.prepare_reference(truth)).shape == truth.shape
