@@ -396,8 +396,8 @@ class CCDCTrainer(Trainer):
     def make_data(self, cfg: CCDCConfig, split: str) -> list:
         if self._cache is None:
             self._cache = build_stream_cache(cfg) if self.arch(cfg) == "temporal" else build_cache(cfg)
-            if self.arch(cfg) == "temporal":  # a clip smaller than the crop at the working size gave a small one
-                self._cache["train"] = [it for it in self._cache["train"] if it[0].shape[-2:] == (cfg.crop, cfg.crop)]
+            # a clip smaller than the crop (at the working size for fast/temporal) gave a smaller one: drop it
+            self._cache["train"] = [it for it in self._cache["train"] if it[0].shape[-2:] == (cfg.crop, cfg.crop)]
         return self._cache[split][: (cfg.max_val or None) if split == "val" else None]
 
     def batch(self, data: list, cfg: CCDCConfig, rng: np.random.Generator) -> list[torch.Tensor]:
