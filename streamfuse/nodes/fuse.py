@@ -360,14 +360,17 @@ class FuseNode(loop.Operator):
         if self.live:
             return None
         wanted = set()
+        full = set()  # colour links that some pair cannot take another frame from without losing one it needs
         for state in self.pairs:
             if state.pending:
                 state.tracker.prune(state.pending[0][0].ts_ns)
             if len(state.pending) < self.params.max_pending:
                 wanted.add(state.pair.mono.link)
-            if state.pair.colour is not None and not state.tracker.full:
+            if state.pair.colour is not None:
                 wanted.add(state.pair.colour.link)
-        return wanted or {port.link for port in self.inputs}
+                if state.tracker.full and not (state.mono_done and not state.pending):
+                    full.add(state.pair.colour.link)  # an array: one colour camera feeds several pairs' trackers
+        return (wanted - full) or {port.link for port in self.inputs}
 
     def step(self, msg: loop.Message | None) -> None:
         if msg is not None:

@@ -75,6 +75,7 @@ def test_array_records_every_mono_camera_and_reports_every_camera(tmp_path: Path
     # each camera records its own view: the left and right cameras see the scene 12 px apart
     left, right = (videos[n][10].astype(int) for n in ("left", "right"))
     assert np.abs(left[:, 20:-20] - right[:, 20:-20]).mean() > 3 * np.abs(left[:, 14:-26] - right[:, 26:-14]).mean()
+    assert summary["sync"].get("no_reference", 0) == 0  # offline, one colour camera shared by two pairs loses nothing
     assert summary["psnr_cbcr"] > 25  # every pair colorized against its own truth (grey scores far lower)
 
     cams = summary["cameras"]
