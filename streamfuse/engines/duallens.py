@@ -231,6 +231,21 @@ def low_res_flow(mono: np.ndarray, ref_luma: np.ndarray, prior: np.ndarray | Non
     return dis.calc(a, b, None) + np.float32([tx, ty]), q
 
 
+def dominant_direction(flow: np.ndarray) -> tuple[float, float] | None:
+    """The median flow vector (mono px) if it is a direction at all: at least :data:`MOVING_PX` long, and at least
+    half of the moving pixels within 45 degrees of it (a textureless or incoherent pair keeps the rig's direction)."""
+    v = flow.reshape(-1, 2)
+    med = np.median(v, axis=0)
+    norm = float(np.hypot(*med))
+    if norm < MOVING_PX:
+        return None
+    moving = v[np.hypot(v[:, 0], v[:, 1]) >= 0.5 * MOVING_PX]
+    along = moving @ (med / norm) / np.maximum(np.hypot(moving[:, 0], moving[:, 1]), 1e-6)
+    if moving.size == 0 or float(np.mean(along > math.cos(math.pi / 4))) < 0.5:
+        return None
+    return float(med[0]), float(med[1])
+
+
 def _range(disp: np.ndarray) -> tuple[int, float]:
     """(pre-shift, span) of an along-baseline disparity sample (mono px): the 1st–99th percentile with margins."""
     lo, hi = np.percentile(disp, [1.0, 99.0])
@@ -418,8 +433,7 @@ class DualLensEngine(Engine):
         if self.baseline is not None:
             direction = self._fixed_direction()
         else:
-            med = np.median(flow.reshape(-1, 2), axis=0) * q
-            direction = (float(med[0]), float(med[1])) if np.hypot(*med) >= MOVING_PX else self._fixed_direction()
+            direction = dominant_direction(flow * q) or self._fixed_direction()
         orient = Orientation.for_direction(*direction)
         if orient.identity:
             oflow = flow

@@ -134,6 +134,15 @@ def test_auto_geometry_follows_any_baseline_direction(dx: int, dy: int) -> None:
         assert auto.last_geometry.orientation.angle != 0  # a diagonal baseline is rotated, not snapped
 
 
+def test_an_incoherent_flow_keeps_the_rig_direction() -> None:
+    from streamfuse.engines.duallens import dominant_direction
+
+    assert dominant_direction(np.tile(np.float32([-10, 3]), (20, 30, 1))) == pytest.approx((-10, 3))
+    assert dominant_direction(np.zeros((20, 30, 2), np.float32)) is None  # no motion
+    noise = np.random.default_rng(0).normal(0, 8, (20, 30, 2)).astype(np.float32)
+    assert dominant_direction(noise) is None  # no direction shared by most pixels
+
+
 def test_orientation_maps_the_search_direction_onto_minus_x() -> None:
     from streamfuse.engines.duallens import Orientation
 
