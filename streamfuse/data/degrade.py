@@ -131,7 +131,11 @@ def nir_simulation(
     vegetation_gain: float = 1.0,
     blur_sigma: float = 0.0,
 ) -> list[np.ndarray]:
-    """Hook: simulated near-infrared grey frames (H×W uint8) from RGB frames; filled by the CoColor engine."""
-    raise NotImplementedError(
-        "nir_simulation is a hook without a body yet: the CoColor engine fills it in streamfuse/data/degrade.py"
-    )
+    """Simulated near-infrared grey frames (H×W uint8) from RGB frames: the synthetic NIR rig's spectral model
+    (``streamfuse.sources.synthetic_nir``; a simulation, not real NIR) with sensor noise from ``rng``."""
+    from dataclasses import replace
+
+    from streamfuse.sources.synthetic_nir import NirParams, simulate_nir
+
+    params = replace(NirParams(), vegetation_gain=vegetation_gain, blur_sigma=blur_sigma)
+    return [simulate_nir(f if f.ndim == 3 else np.repeat(f[..., None], 3, axis=2), params, rng) for f in frames]
