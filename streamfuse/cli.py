@@ -334,7 +334,9 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
         default="all",
         help="video, stereo, stream (13-frame clips through open_stream(): all/far PSNR, tCE) or all "
         "(default: all = video and stereo); oldfilm: Pik-Fix's damaged stills and clips (grey and "
-        "denoise+guided baselines unless --engines names the methods)",
+        "denoise+guided baselines unless --engines names the methods); nir: held-aside real NIR/RGB pairs "
+        "(--data: the nir-train folder), reference and prior modes, NIR baselines always included "
+        "(default engines: cocolor,cocolor-paper)",
     )
     p.add_argument("--engines", default="naive,guided", help="comma-separated engine names (default: naive,guided)")
     p.add_argument("--data", help="benchmark folder (default: /usr/share/doc/opencv-doc/examples/data)")
