@@ -29,10 +29,6 @@ BENCHMARK_SOURCES = [
     "Blender_Suzanne2.jpg",
     "/usr/share/doc/opencv-doc/examples/data/some_new_clip.mp4",  # any opencv-doc video
 ]
-# Engine manifests trained before stereo pairs joined the exclusion list (skimage stereo_motorcycle,
-# opencv-doc left.jpg/right.jpg were among ccdc's stills). strict: the test fails once they are retrained,
-# so this list shrinks to nothing.
-STALE_ENGINE_DATA = {"ccdc-paper"}  # ccdc was retrained on the real clips only
 
 
 @pytest.mark.parametrize("source", BENCHMARK_SOURCES)
@@ -93,15 +89,8 @@ def test_local_datasets_name_no_benchmark_data(path: Path) -> None:
 
 
 def _engine_params() -> list:
-    params = []
-    for path in sorted((ROOT / "engines").glob("*/manifest.json")):
-        mark = (
-            pytest.mark.xfail(strict=True, reason="trained on stereo stills; retrain")
-            if path.parent.name in (STALE_ENGINE_DATA)
-            else ()
-        )
-        params.append(pytest.param(path, marks=mark, id=path.parent.name))
-    return params
+    # (ccdc and ccdc-paper, once trained on stereo stills, were retrained on the real clips only: no expected failures)
+    return [pytest.param(path, id=path.parent.name) for path in sorted((ROOT / "engines").glob("*/manifest.json"))]
 
 
 @pytest.mark.parametrize("path", _engine_params())
