@@ -54,6 +54,8 @@ def run_slow(config: Path, args: list[str], sample: bool) -> tuple[dict, dict[st
                     args_of = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
                 except OSError:
                     continue
+                if pid != run.pid and "streamfuse.nodes" not in args_of and "node" not in args_of:
+                    continue  # a child between fork and exec still shows the launcher's command line
                 marker = "streamfuse.nodes" if "streamfuse.nodes" in args_of else "node"
                 name = "launcher" if pid == run.pid else " ".join(args_of[args_of.index(marker) + 1 :][:1])
                 if "--name" in args_of:
