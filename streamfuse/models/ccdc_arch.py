@@ -144,9 +144,15 @@ class CCDCTemporal(nn.Module):
     """
 
     def __init__(
-        self, widths: tuple[int, ...] = (16, 24, 32), depth: int = 1, residual_scale: float = 0.1, full_width: int = 8
+        self,
+        widths: tuple[int, ...] = (16, 24, 32),
+        depth: int = 1,
+        residual_scale: float = 0.1,
+        full_width: int = 8,
+        gate_sigma: float = 0.0,
     ):
         super().__init__()
+        self.gate_sigma = gate_sigma
         self.widths = tuple(widths)
         self.residual_scale = residual_scale
         n = len(TEMPORAL_CANDIDATES)
@@ -181,7 +187,13 @@ class CCDCTemporal(nn.Module):
         chroma = 0
         for k, (cb, _) in enumerate(TEMPORAL_CHROMA):
             chroma = chroma + weights[:, k : k + 1] * x[:, cb : cb + 2]
-        return chroma + self.residual_scale * torch.tanh(out[:, n : n + 2])
+        chroma = chroma + self.residual_scale * torch.tanh(out[:, n : n + 2])
+        if self.gate_sigma > 0:  # depart from guided-temporal's chroma only where both of its warps disagree
+            fill = x[:, TEMPORAL_CHROMA[1][0] : TEMPORAL_CHROMA[1][0] + 2]
+            err = torch.minimum(x[:, 5:6].abs(), x[:, 11:12].abs()) * (255.0 / self.gate_sigma)
+            gate = F.avg_pool2d(1.0 - torch.exp(-err * err), 5, 1, 2, count_include_pad=False)
+            chroma = fill + gate * (chroma - fill)
+        return chroma
 
 
 # --- paper configuration -------------------------------------------------------------------------------------
@@ -343,6 +355,14 @@ CONFIGS: dict[str, dict[str, Any]] = {
         "residual_scale": 0.05,
         "full_width": 8,
     },
+    "ccdc-temporal-gated": {
+        "arch": "temporal",
+        "widths": [8, 12, 16],
+        "depth": 1,
+        "residual_scale": 0.05,
+        "full_width": 8,
+        "gate_sigma": 15.0,
+    },
     "ccdc-temporal-tiny": {"arch": "temporal", "widths": [4, 4, 4], "depth": 1, "residual_scale": 0.1, "full_width": 4},
     "ccdc": {"arch": "fast", "widths": [24, 32, 48, 64], "depth": 1, "residual_scale": 0.25, "refine": True},
     "ccdc-gated": {
@@ -406,6 +426,7 @@ def build_model(config: dict[str, Any]) -> nn.Module:
             int(cfg.get("depth", 1)),
             float(cfg.get("residual_scale", 0.1)),
             int(cfg.get("full_width", 8)),
+            float(cfg.get("gate_sigma", 0.0)),
         )
     if arch == "paper":
         return CCDCPaper(
