@@ -3,7 +3,7 @@
     python tools/pikfix_pictures.py --out docs/images/pikfix
 
 The film is Debian's python-nbsphinx-doc sample (public domain). The reference is retrieved per shot from a folder
-of colour package stills with Pik-Fix's similarity features, as ``transcode --ref FOLDER`` does.
+of outdoor colour package stills (``LIBRARY``) with Pik-Fix's similarity features, as ``transcode --ref FOLDER`` does.
 """
 
 from __future__ import annotations
@@ -22,6 +22,15 @@ from streamfuse.engines.retrieval import ReferenceRetriever, RetrievingStream
 from streamfuse.evaluation.images import _label
 from streamfuse.imageio import write_rgb
 
+# The reference library: outdoor package stills (streets, buildings, a landscape, a sports field).
+LIBRARY = (
+    "opencv-doc:leuvenA.jpg",
+    "opencv-doc:leuvenB.jpg",
+    "opencv-doc:building.jpg",
+    "opencv-doc:aero1.jpg",
+    "opencv-doc:home.jpg",
+    "opencv-doc:messi5.jpg",
+)
 FILM = Path("/usr/share/doc/python-nbsphinx/html/www/wikimediacommons/Shepard_Calais_1906_FrenchGP.ogv")
 
 
@@ -44,7 +53,7 @@ def main() -> None:
     ap.add_argument("--frames", default="120,250", help="film frames to show")
     args = ap.parse_args()
     frames = film_frames()
-    library = [(n, s) for n, s in package_stills()]
+    library = [(n, s) for n, s in package_stills() if n in LIBRARY]
     for name in ("pikfix", "pikfix-paper"):
         stream = RetrievingStream(load_engine(name, threads=1), library, ReferenceRetriever())
         outs = [stream.colorize(f) for f in frames]
