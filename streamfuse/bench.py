@@ -257,8 +257,10 @@ def _num(value: float | None) -> str:
 
 def format_result(r: dict) -> str:
     """One human-readable block for an engine-only (and optional end-to-end) result."""
+    period = r.get("period", 1)
+    refs = "new reference every frame" if period == 1 else f"a reference every {period} frames"
     lines = [
-        f"engine {r['engine']} {r['size']} x{r['scale']:g}  ({r['frames']} frames, new reference every frame)",
+        f"engine {r['engine']} {r['size']} x{r['scale']:g}  ({r['frames']} frames, stream path, {refs})",
         f"  engine-only   {r['fps']:.1f} fps   p50 {r['p50_ms']:.1f} ms   p99 {r['p99_ms']:.1f} ms   "
         f"cpu {r['cpu_ms']:.1f} ms/frame ({_num(r['cpu_fps'])} fps of CPU time)   peak RSS {r['peak_rss_mb']:.0f} MiB",
         f"  machine       {r['cpus']} cpus, load average {r['load_avg_1m']} at start, "
