@@ -30,6 +30,7 @@ import numpy as np
 from streamfuse.color import gray_to_rgb, rgb_to_ycbcr, ycbcr_to_rgb
 from streamfuse.engines.assets import load_engine_manifest
 from streamfuse.engines.base import Engine, EngineError, EngineStream, ReferenceState, check_mono, check_scale
+from streamfuse.engines.common import pad_to
 from streamfuse.engines.guided import guided_coefficients
 from streamfuse.runtime.base import Executor
 
@@ -128,15 +129,6 @@ def coefficients_from_net(out: np.ndarray, st: dict[str, np.ndarray] | None = No
     if st is not None:
         return st["a"] + a, st["b"] + b
     return a + PRIOR_BASE_A, b + PRIOR_BASE_B
-
-
-def pad_to(x: np.ndarray, multiple: int) -> np.ndarray:
-    """Replicate-pad the last two axes of (C, h, w) up to multiples of ``multiple``."""
-    h, w = x.shape[-2:]
-    ph, pw = (-h) % multiple, (-w) % multiple
-    if ph == 0 and pw == 0:
-        return x
-    return np.pad(x, [(0, 0)] * (x.ndim - 2) + [(0, ph), (0, pw)], mode="edge")
 
 
 def prior_size(shape: tuple[int, int], max_side: int = PRIOR_MAX_SIDE) -> tuple[int, int]:
