@@ -11,7 +11,6 @@ This module never imports torch unless ``backend="torch"`` is asked for.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ from streamfuse.color import merge_luma_chroma
 from streamfuse.engines.assets import EngineManifest, load_engine_manifest
 from streamfuse.engines.base import Engine, EngineError, EngineStream, ReferenceState
 from streamfuse.engines.common import crop_chroma, pad_to, upsample_chroma
-from streamfuse.engines.guided import GuidedEngine, warp_reference
+from streamfuse.engines.guided import Alignment, GuidedEngine, warp_reference
 from streamfuse.engines.guided_temporal import GuidedTemporalEngine, compose_flow
 
 # Kept in step with streamfuse.models.ccdc_arch.CANDIDATES (that module imports torch).
@@ -35,11 +34,11 @@ PAPER_MULTIPLE = 64  # FlowNetS: six stride-2 levels
 # --- shared feature construction (also used by training, so train and inference see the same inputs) ------
 
 
-def classical_stage(classic: GuidedEngine, mono: np.ndarray, state: ReferenceState) -> dict[str, Any]:
+def classical_stage(classic: GuidedEngine, mono: np.ndarray, state: ReferenceState) -> Alignment:
     """The ``guided`` engine's alignment at its working size (blur-matched DIS flow, warp) plus its occlusion fill:
     the working-size planes the network needs (all float32 on a 0..255 scale)."""
     st = classic.align(mono, state)
-    st["fill"] = classic.fill_occlusions(st["guide"], st["warped"])
+    st.fill = classic.fill_occlusions(st.guide, st.warped)
     return st
 
 
@@ -47,23 +46,23 @@ def _norm(y: np.ndarray, cb: np.ndarray, cr: np.ndarray) -> list[np.ndarray]:
     return [y * (1.0 / 255.0), (cb - 128.0) * (1.0 / 255.0), (cr - 128.0) * (1.0 / 255.0)]
 
 
-def fast_features(st: Mapping[str, Any]) -> np.ndarray:
+def fast_features(st: Alignment) -> np.ndarray:
     """Network input (C, h, w) float32: mono; per candidate (DIS warp, guided's occlusion fill, smoothed-flow
     warp, no warp) its Y, Cb, Cr and luma warp error against the blur-matched guide (the visibility cue);
     the guide; the DIS flow (scaled by 1/32)."""
-    ref, flow, warped, fill = st["ref"], st["flow"], st["warped"], st["fill"]
+    ref, flow, warped, fill = st.ref, st.flow, st.warped, st.fill
     w = flow.shape[1]
     radius = max(2, w // 24)
     smooth = cv2.blur(flow, (2 * radius + 1, 2 * radius + 1), borderType=cv2.BORDER_REPLICATE)
     smooth_w = warp_reference(ref, smooth)
-    g = st["guide"] * (1.0 / 255.0)
+    g = st.guide * (1.0 / 255.0)
     cands = {
         "dis": (warped[..., 0], warped[..., 1], warped[..., 2]),
         "fill": (warped[..., 0], fill[..., 0], fill[..., 1]),
         "smooth": (smooth_w[..., 0], smooth_w[..., 1], smooth_w[..., 2]),
         "zero": (ref["ycc"][..., 0], ref["ycc"][..., 1], ref["ycc"][..., 2]),
     }
-    chans = [st["mono_w"].astype(np.float32) * (1.0 / 255.0)]
+    chans = [st.mono_w.astype(np.float32) * (1.0 / 255.0)]
     for name in CANDIDATES:
         y, cb, cr = _norm(*cands[name])
         chans += [y, cb, cr, y - g]
@@ -85,7 +84,7 @@ def new_memory() -> dict[str, Any]:
 
 def temporal_features(
     classic: GuidedTemporalEngine, mono: np.ndarray, state: ReferenceState, memory: dict[str, Any]
-) -> tuple[np.ndarray, dict[str, Any]]:
+) -> tuple[np.ndarray, Alignment]:
     """The temporal model's input (TEMPORAL_IN_CHANNELS, h, w) at the working size, and the stage dict.
 
     Candidates a rig has, each with its warp error (the paper's visibility cue, luma against the blur-matched
@@ -98,9 +97,9 @@ def temporal_features(
     the same with and without history. ``memory`` is updated in place (see :class:`CCDCStream`).
     """
     st = classic.temporal_align(mono, state, memory, always_step=True)
-    ref, guide, mono_w = st["ref"], st["guide"], st["mono_w"]
-    fill = classic.fill_occlusions(guide, st["warped"])
-    direct = warp_reference(ref, st["direct"])
+    ref, guide, mono_w = st.ref, st.guide, st.mono_w
+    fill = classic.fill_occlusions(guide, st.warped)
+    direct = warp_reference(ref, st.direct)
     g = guide * (1.0 / 255.0)
     m = mono_w.astype(np.float32) * (1.0 / 255.0)
 
@@ -109,9 +108,9 @@ def temporal_features(
         return [y, cb, cr, y - g]
 
     d = cand(direct)
-    c = cand(st["warped_chain"]) if st.get("chained") is not None else d
+    c = cand(st.warped_chain) if st.chained is not None else d
     f = _norm(guide, fill[..., 0], fill[..., 1])[1:]
-    step = st.get("step")
+    step = st.step
     prop = [f[0], f[1], d[3]]
     mem = d
     if step is not None:
@@ -127,9 +126,9 @@ def temporal_features(
     # this frame's mono and classical chroma, for the next frame's propagated candidate
     memory["last"] = np.dstack([mono_w.astype(np.float32), fill])
     memory["ref"] = ref
-    flow = st["flow"]
+    flow = st.flow
     chans = [m, g, *d, *f, *c, *prop, *mem, flow[..., 0] * (1.0 / 32.0), flow[..., 1] * (1.0 / 32.0)]
-    st["fill"] = fill
+    st.fill = fill
     return np.stack(chans, 0).astype(np.float32), st
 
 
@@ -226,10 +225,10 @@ class CCDCEngine(Engine):
             st = classical_stage(self.classic, mono, state)
             feats = fast_features(st)
         self.reference_work += len(state.cache) - cached
-        size = st["size"]
+        size = st.size
         out = self.executor.run({"features": np.ascontiguousarray(pad_to(feats, FAST_MULTIPLE)[None])})["chroma"][0]
         chroma_w = crop_chroma(out, size, 255.0, 128.0)
-        chroma = upsample_chroma(mono, st["mono_w"], chroma_w, self.detail, self.radius, self.eps)
+        chroma = upsample_chroma(mono, st.mono_w, chroma_w, self.detail, self.radius, self.eps)
         return merge_luma_chroma(mono, chroma[..., 0], chroma[..., 1])
 
     def open_stream(self) -> EngineStream:

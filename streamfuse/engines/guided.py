@@ -15,6 +15,8 @@ No weights. It is the fast fallback and the baseline every learned engine must b
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
@@ -94,6 +96,27 @@ def warp_reference(ref: dict, flow: np.ndarray) -> np.ndarray:
     """Backward-warp the working-size reference YCbCr along a flow field (bilinear, replicated borders)."""
     gx, gy = ref["gx"] + flow[..., 0], ref["gy"] + flow[..., 1]
     return cv2.remap(ref["ycc"], gx, gy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+@dataclass
+class Alignment:
+    """The colour reference aligned to one mono frame at the working size (guided's stage; others build on it)."""
+
+    size: tuple[int, int]  # working size (w, h)
+    mono_w: np.ndarray  # mono at the working size, uint8
+    guide: np.ndarray  # mono blurred to the reference's detail, float32
+    ref: dict  # the cached reference planes at the working size
+    flow: np.ndarray  # DIS flow from the mono frame to the reference
+    warped: np.ndarray  # reference YCbCr warped onto the mono frame, float32 0..255
+    fill: np.ndarray | None = None  # occlusion-filled warped chroma, when a caller computes it
+    # guided-temporal's chain through the mono frames since the reference (None on a frame-wise call)
+    direct: np.ndarray | None = None  # the direct flow, before the per-pixel choice
+    chained: np.ndarray | None = None  # the flow chained frame to frame
+    use_chain: np.ndarray | None = None  # per-pixel weight of the chained warp
+    step: np.ndarray | None = None  # flow from the previous mono frame to this one
+    err_direct: np.ndarray | None = None  # warp error of the direct warp
+    err_chain: np.ndarray | None = None  # warp error of the chained warp
+    warped_chain: np.ndarray | None = None  # the reference warped along the chain
 
 
 class GuidedEngine(Engine):
@@ -274,12 +297,10 @@ class GuidedEngine(Engine):
         filtered = a * guide[..., None] + b
         return chroma + weight * (filtered - chroma)
 
-    def align(self, mono: np.ndarray, state: ReferenceState) -> dict:
+    def align(self, mono: np.ndarray, state: ReferenceState) -> Alignment:
         """Blur-matched DIS alignment of the reference to a mono frame, at the working size.
 
-        Returns ``size``, ``mono_w`` (mono at the working size), ``guide`` (mono blurred to the reference's
-        detail, float), ``ref`` (the cached reference planes), ``flow`` and ``warped`` (reference YCbCr warped
-        onto the mono frame, float32 0..255). Learned engines build on this stage.
+        Returns an :class:`Alignment`; learned engines build on this stage.
         """
         full = (mono.shape[1], mono.shape[0])
         size = self._work_size(mono.shape, state.shape)
@@ -292,7 +313,7 @@ class GuidedEngine(Engine):
         guide8 = np.clip(np.rint(guide), 0, 255).astype(np.uint8) if ref_size != size else mono_w
         flow = self._flow(guide8, ref, state)
         warped = warp_reference(ref, flow)
-        return {"size": size, "mono_w": mono_w, "guide": guide, "ref": ref, "flow": flow, "warped": warped}
+        return Alignment(size=size, mono_w=mono_w, guide=guide, ref=ref, flow=flow, warped=warped)
 
     def fill_occlusions(self, guide: np.ndarray, warped: np.ndarray) -> np.ndarray:
         """Warped chroma with occlusions filled (see ``_fill_occlusions``); plain warped chroma when disabled."""
@@ -300,10 +321,10 @@ class GuidedEngine(Engine):
 
     def _colorize(self, mono: np.ndarray, state: ReferenceState) -> np.ndarray:
         st = self.align(mono, state)
-        chroma = self.fill_occlusions(st["guide"], st["warped"])
-        weight = self._detail_weight(st["ref"]["noise"])
+        chroma = self.fill_occlusions(st.guide, st.warped)
+        weight = self._detail_weight(st.ref["noise"])
         if weight > 0:
-            chroma = self._add_detail(st["mono_w"], chroma, weight)
+            chroma = self._add_detail(st.mono_w, chroma, weight)
         return self._to_rgb(mono, chroma)
 
     def _to_rgb(self, mono: np.ndarray, chroma: np.ndarray) -> np.ndarray:

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from streamfuse.engines.base import EngineError, EngineStream, ReferenceState
-from streamfuse.engines.guided import PRESETS, GuidedEngine, box, warp_reference
+from streamfuse.engines.guided import PRESETS, Alignment, GuidedEngine, box, warp_reference
 
 
 def compose_flow(step: np.ndarray, chain: np.ndarray, gx: np.ndarray, gy: np.ndarray) -> np.ndarray:
@@ -78,7 +78,9 @@ class GuidedTemporalEngine(GuidedEngine):
             self._step_dis = {size: dis}  # one stream, one size at a time
         return dis.calc(mono_w, prev_w, None)
 
-    def temporal_align(self, mono: np.ndarray, state: ReferenceState, memory: dict, always_step: bool = False) -> dict:
+    def temporal_align(
+        self, mono: np.ndarray, state: ReferenceState, memory: dict, always_step: bool = False
+    ) -> Alignment:
         """guided's alignment, then the chained candidate and the per-pixel pick; updates ``memory``.
 
         ``memory`` holds the previous frame's working-size mono (``prev``) and its flow to the current
@@ -87,26 +89,26 @@ class GuidedTemporalEngine(GuidedEngine):
         ``chained`` (or None), ``use_chain`` (0/1 map) and the errors ``err_direct`` / ``err_chain``.
         """
         st = self.align(mono, state)
-        flow, ref, guide = st["flow"], st["ref"], st["guide"]
-        st["direct"], st["chained"], st["use_chain"], st["step"] = flow, None, None, None
-        st["err_direct"] = err_d = warp_error(st["warped"][..., 0], guide, self.error_radius)
-        st["err_chain"] = err_d
+        flow, ref, guide = st.flow, st.ref, st.guide
+        st.direct, st.chained, st.use_chain, st.step = flow, None, None, None
+        st.err_direct = err_d = warp_error(st.warped[..., 0], guide, self.error_radius)
+        st.err_chain = err_d
         prev = memory.get("prev")
         chain_ok = self.chain and "chain" in memory
-        if prev is not None and prev.shape == st["mono_w"].shape and (chain_ok or always_step):
-            st["step"] = self.step_flow(st["mono_w"], prev)
-        if chain_ok and st["step"] is not None and memory["chain"].shape == flow.shape:
-            step = st["step"]
+        if prev is not None and prev.shape == st.mono_w.shape and (chain_ok or always_step):
+            st.step = self.step_flow(st.mono_w, prev)
+        if chain_ok and st.step is not None and memory["chain"].shape == flow.shape:
+            step = st.step
             chained = compose_flow(step, memory["chain"], ref["gx"], ref["gy"])
             warped_c = warp_reference(ref, chained)
             err_c = warp_error(warped_c[..., 0], guide, self.error_radius)
             use = (err_c + self.bias < err_d).astype(np.float32)
-            st["chained"], st["warped_chain"], st["err_chain"] = chained, warped_c, err_c
-            st["use_chain"] = use
+            st.chained, st.warped_chain, st.err_chain = chained, warped_c, err_c
+            st.use_chain = use
             flow = flow + use[..., None] * (chained - flow)
-            st["warped"] = st["warped"] + use[..., None] * (warped_c - st["warped"])
-            st["flow"] = flow
-        memory["prev"], memory["chain"] = st["mono_w"], flow
+            st.warped = st.warped + use[..., None] * (warped_c - st.warped)
+            st.flow = flow
+        memory["prev"], memory["chain"] = st.mono_w, flow
         return st
 
     def open_stream(self) -> EngineStream:
@@ -114,10 +116,10 @@ class GuidedTemporalEngine(GuidedEngine):
 
     def colorize_stage(self, mono: np.ndarray, st: dict) -> np.ndarray:
         """guided's refinement (occlusion fill, gated detail) and RGB merge on an aligned stage."""
-        chroma = self.fill_occlusions(st["guide"], st["warped"])
-        weight = self._detail_weight(st["ref"]["noise"])
+        chroma = self.fill_occlusions(st.guide, st.warped)
+        weight = self._detail_weight(st.ref["noise"])
         if weight > 0:
-            chroma = self._add_detail(st["mono_w"], chroma, weight)
+            chroma = self._add_detail(st.mono_w, chroma, weight)
         return self._to_rgb(mono, chroma)
 
 

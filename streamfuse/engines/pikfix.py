@@ -76,10 +76,10 @@ def aligned_chroma(classic: GuidedEngine, y: np.ndarray, state: ReferenceState) 
     """Reference chroma aligned on luma ``y`` at the working size: (3, h, w) float32 [Cb, Cr, |warp error|] in
     network units ((c - 128)/255 and /255), plus the working size."""
     st = classic.align(y, state)
-    fill = classic.fill_occlusions(st["guide"], st["warped"])
-    err = np.abs(st["warped"][..., 0] - st["guide"]) * (1.0 / 255.0)
+    fill = classic.fill_occlusions(st.guide, st.warped)
+    err = np.abs(st.warped[..., 0] - st.guide) * (1.0 / 255.0)
     planes = [(fill[..., 0] - 128.0) * (1.0 / 255.0), (fill[..., 1] - 128.0) * (1.0 / 255.0), err]
-    return np.stack(planes).astype(np.float32), st["size"]
+    return np.stack(planes).astype(np.float32), st.size
 
 
 def pad_chw(x: np.ndarray, multiple: int = PAD) -> np.ndarray:

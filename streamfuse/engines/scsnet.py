@@ -107,8 +107,8 @@ def align(classic: GuidedEngine, mono: np.ndarray, planes: dict, work_state: Ref
     work = (work_state.shape[1], work_state.shape[0])
     mono_w = mono if work == (mono.shape[1], mono.shape[0]) else cv2.resize(mono, work, interpolation=cv2.INTER_CUBIC)
     st = classic.align(mono_w, work_state)
-    fill = classic.fill_occlusions(st["guide"], st["warped"])
-    flow = st["flow"]
+    fill = classic.fill_occlusions(st.guide, st.warped)
+    flow = st.flow
     if work != out:
         flow = cv2.resize(flow, out, interpolation=cv2.INTER_LINEAR)
         flow[..., 0] *= out[0] / work[0]

@@ -111,7 +111,7 @@ def _fast_sample(pair, classic) -> tuple[np.ndarray, np.ndarray]:
     """(features C×h×w, target chroma 2×h×w in (c-128)/255 units) at the engine's working resolution."""
     state = classic.prepare_reference(pair.ref)
     st = classical_stage(classic, pair.mono, state)
-    truth = cv2.resize(rgb_to_ycbcr(pair.truth), st["size"], interpolation=cv2.INTER_AREA).astype(np.float32)
+    truth = cv2.resize(rgb_to_ycbcr(pair.truth), st.size, interpolation=cv2.INTER_AREA).astype(np.float32)
     target = ((truth[..., 1:] - 128.0) / 255.0).transpose(2, 0, 1)
     return fast_features(st), np.ascontiguousarray(target)
 
@@ -205,7 +205,7 @@ def stream_samples(
             state = classic.prepare_reference(downsample(truth, scale))
             push_memory(memory)
         feats, st = temporal_features(classic, luma(truth), state, memory)
-        target = cv2.resize(rgb_to_ycbcr(truth), st["size"], interpolation=cv2.INTER_AREA).astype(np.float32)
+        target = cv2.resize(rgb_to_ycbcr(truth), st.size, interpolation=cv2.INTER_AREA).astype(np.float32)
         out.append((t, feats, np.ascontiguousarray(((target[..., 1:] - 128.0) / 255.0).transpose(2, 0, 1))))
     return out
 

@@ -35,7 +35,7 @@ def test_stream_without_chain_is_guided_and_with_chain_uses_it() -> None:
             stream.push_reference(downsample(frame, 4))
             assert "chain" not in stream.memory  # the chain restarts at every reference
         st = eng.temporal_align(luma(frame), stream.state, stream.memory)
-        used.append(None if st["use_chain"] is None else float(st["use_chain"].mean()))
+        used.append(None if st.use_chain is None else float(st.use_chain.mean()))
     assert used[0] is None and used[6] is None and used[1] is not None
     assert max(u for u in used if u is not None) > 0.05  # the chained flow wins somewhere on a pan
     chained, _ = run_stream(eng, frames, 4, 6)
