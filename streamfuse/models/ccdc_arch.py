@@ -40,6 +40,20 @@ def _up2(x: torch.Tensor) -> torch.Tensor:
     return F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
 
 
+def _unet_trunk(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The blend nets' shared U-Net body: ``stem``, ``enc`` stages with ``down`` between them, ``dec`` with skips."""
+    skips = []
+    h = net.stem(x)
+    for i, enc in enumerate(net.enc):
+        h = enc(h)
+        if i + 1 < len(net.enc):
+            skips.append(h)
+            h = net.down[i](h)
+    for dec in net.dec:
+        h = dec(torch.cat([_up2(h), skips.pop()], 1))
+    return h
+
+
 # --- fast configuration --------------------------------------------------------------------------------------
 
 
@@ -93,15 +107,7 @@ class CCDCFast(nn.Module):
                 self.head.bias[len(CANDIDATES)] = 2.0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        skips = []
-        h = self.stem(x)
-        for i, enc in enumerate(self.enc):
-            h = enc(h)
-            if i + 1 < len(self.enc):
-                skips.append(h)
-                h = self.down[i](h)
-        for dec in self.dec:
-            h = dec(torch.cat([_up2(h), skips.pop()], 1))
+        h = _unet_trunk(self, x)
         out = _up2(self.head(h))
         n_fixed = len(CANDIDATES)
         cands = [x[:, 2 + 4 * k : 4 + 4 * k] for k in range(n_fixed)]
@@ -172,15 +178,7 @@ class CCDCTemporal(nn.Module):
             self.head.bias[TEMPORAL_CANDIDATES.index("fill")] = 4.0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        skips = []
-        h = self.stem(x)
-        for i, enc in enumerate(self.enc):
-            h = enc(h)
-            if i + 1 < len(self.enc):
-                skips.append(h)
-                h = self.down[i](h)
-        for dec in self.dec:
-            h = dec(torch.cat([_up2(h), skips.pop()], 1))
+        h = _unet_trunk(self, x)
         out = self.head(self.full(torch.cat([_up2(h), x], 1)))
         n = len(TEMPORAL_CANDIDATES)
         weights = torch.softmax(out[:, :n], 1)
